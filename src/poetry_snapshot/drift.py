@@ -1,0 +1,310 @@
+"""Drift: every way an environment can differ from its lock, and the report that lists them.
+
+The decisions come from Poetry (see lockstate): an `Install` that `poetry sync` would not skip
+is a missing package, an `Update` is a wrong version, source or editable mode, an `Uninstall`
+is an extraneous package. This module only names those differences and says how to fix them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
+    from collections.abc import Iterable
+
+    from poetry.core.packages.package import Package
+    from poetry.core.packages.project_package import ProjectPackage
+    from poetry.installation.operations.operation import Operation
+
+    from poetry_snapshot.environment import Interpreter
+
+# Bump when a field changes meaning or disappears; adding fields keeps the version.
+SCHEMA_VERSION = 1
+
+
+class DriftKind(Enum):
+    """The kinds of drift, in the order reports list them."""
+
+    NO_ENVIRONMENT = "no-environment"
+    STALE_LOCK = "stale-lock"
+    INTERPRETER = "interpreter"
+    MISSING = "missing"
+    WRONG_VERSION = "wrong-version"
+    WRONG_SOURCE = "wrong-source"
+    EDITABLE_MISMATCH = "editable-mismatch"
+    EXTRANEOUS = "extraneous"
+    ROOT_NOT_INSTALLED = "root-not-installed"
+    ROOT_ELSEWHERE = "root-elsewhere"
+    MODIFIED_FILE = "modified-file"
+    MISSING_FILE = "missing-file"
+
+    @property
+    def title(self) -> str:
+        return _TITLES[self]
+
+
+_TITLES = {
+    DriftKind.NO_ENVIRONMENT: "No environment",
+    DriftKind.STALE_LOCK: "Lock file out of date",
+    DriftKind.INTERPRETER: "Interpreter outside requires-python",
+    DriftKind.MISSING: "Missing packages",
+    DriftKind.WRONG_VERSION: "Wrong versions",
+    DriftKind.WRONG_SOURCE: "Wrong sources",
+    DriftKind.EDITABLE_MISMATCH: "Editable mode differs",
+    DriftKind.EXTRANEOUS: "Extraneous packages",
+    DriftKind.ROOT_NOT_INSTALLED: "Project not installed",
+    DriftKind.ROOT_ELSEWHERE: "Project installed from elsewhere",
+    DriftKind.MODIFIED_FILE: "Modified files",
+    DriftKind.MISSING_FILE: "Missing files",
+}
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One difference between the environment and the lock, with the command that fixes it."""
+
+    kind: DriftKind
+    package: str | None
+    expected: str
+    found: str
+    fix: str
+    path: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "package": self.package,
+            "expected": self.expected,
+            "found": self.found,
+            "fix": self.fix,
+            "path": self.path,
+        }
+
+
+@dataclass(frozen=True)
+class UncheckedFile:
+    """A RECORD entry `--deep` cannot verify; counted and listed, never drift."""
+
+    package: str
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DeepSummary:
+    distributions: int
+    files: int
+    bytes: int
+    unchecked: tuple[UncheckedFile, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        reasons: dict[str, int] = {}
+        for entry in self.unchecked:
+            reasons[entry.reason] = reasons.get(entry.reason, 0) + 1
+        return {
+            "distributions": self.distributions,
+            "files_checked": self.files,
+            "bytes_hashed": self.bytes,
+            "unchecked": [
+                {"package": e.package, "path": e.path, "reason": e.reason} for e in self.unchecked
+            ],
+            "unchecked_by_reason": dict(sorted(reasons.items())),
+        }
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """The verdict of `poetry snapshot --check`; also embedded in every snapshot's manifest."""
+
+    project: str
+    project_dir: str
+    lock_file: str
+    environment: str | None
+    interpreter: Interpreter | None
+    groups: tuple[str, ...]
+    extras: tuple[str, ...]
+    packages_checked: int
+    drifts: tuple[Drift, ...]
+    tolerated: tuple[Drift, ...] = ()
+    deep: DeepSummary | None = None
+    verified: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return not self.drifts
+
+    def to_json(self) -> dict[str, Any]:
+        interpreter = self.interpreter
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "ok": self.ok,
+            "verified": self.verified,
+            "project": self.project,
+            "project_dir": self.project_dir,
+            "lock_file": self.lock_file,
+            "environment": self.environment,
+            "interpreter": None
+            if interpreter is None
+            else {
+                "version": interpreter.version,
+                "implementation": interpreter.implementation,
+                "executable": interpreter.executable,
+                "platform": interpreter.platform,
+            },
+            "groups": list(self.groups),
+            "extras": list(self.extras),
+            "packages_checked": self.packages_checked,
+            "drift_count": len(self.drifts),
+            "drifts": [d.to_json() for d in self.drifts],
+            "tolerated": [d.to_json() for d in self.tolerated],
+            "deep": None if self.deep is None else self.deep.to_json(),
+        }
+
+
+def describe_source(package: Package) -> str:
+    """A short, human-readable form of where a package comes from."""
+    kind = package.source_type
+    if kind in (None, "", "legacy", "pypi"):
+        name = package.source_reference if kind == "legacy" else None
+        return f"index {name}" if name else "index"
+    if kind == "git":
+        commit = package.source_resolved_reference or package.source_reference or "?"
+        return f"git {package.source_url}@{commit[:12]}"
+    text = f"{kind} {package.source_url}"
+    if package.source_subdirectory:
+        text += f"#{package.source_subdirectory}"
+    return text + (" (editable)" if package.develop else "")
+
+
+def operation_drifts(
+    operations: Iterable[Operation], sync_command: str, locked_names: Collection[str]
+) -> list[Drift]:
+    """Name what each operation `poetry sync` would run says about the environment."""
+    drifts: list[Drift] = []
+    for op in operations:
+        if op.skipped:
+            continue  # "Already installed" or an extra nobody asked for
+        if op.job_type == "install":
+            target = op.package
+            drifts.append(
+                Drift(
+                    DriftKind.MISSING,
+                    target.pretty_name,
+                    _version_and_source(target),
+                    "not installed",
+                    sync_command,
+                )
+            )
+        elif op.job_type == "update":
+            drifts.append(_update_drift(op.initial_package, op.target_package, sync_command))
+        elif op.job_type == "uninstall":
+            found = op.package
+            expected = (
+                "absent (locked only for other groups, extras or platforms)"
+                if found.name in locked_names
+                else "absent (not in poetry.lock)"
+            )
+            drifts.append(
+                Drift(
+                    DriftKind.EXTRANEOUS,
+                    found.pretty_name,
+                    expected,
+                    _version_and_source(found),
+                    f"{sync_command}  (or --allow-extra to tolerate it)",
+                )
+            )
+    return drifts
+
+
+def _update_drift(installed: Package, target: Package, sync_command: str) -> Drift:
+    name = target.pretty_name
+    if installed.version != target.version:
+        return Drift(
+            DriftKind.WRONG_VERSION,
+            name,
+            target.full_pretty_version,
+            installed.full_pretty_version,
+            sync_command,
+        )
+    if target.source_type in ("directory", "git") and installed.develop != target.develop:
+        return Drift(
+            DriftKind.EDITABLE_MISMATCH,
+            name,
+            "editable" if target.develop else "not editable",
+            "editable" if installed.develop else "not editable",
+            sync_command,
+        )
+    return Drift(
+        DriftKind.WRONG_SOURCE, name, describe_source(target), describe_source(installed), sync_command
+    )
+
+
+def _version_and_source(package: Package) -> str:
+    source = describe_source(package)
+    return package.full_pretty_version + ("" if source == "index" else f" from {source}")
+
+
+def root_drifts(
+    root: ProjectPackage, project_dir: Path, installed: Iterable[Package]
+) -> list[Drift]:
+    """The project itself: installed, from this directory, editable, at its current version."""
+    fix = "poetry install --only-root"
+    found = next((p for p in installed if p.name == root.name), None)
+    if found is None:
+        return [Drift(DriftKind.ROOT_NOT_INSTALLED, root.pretty_name, "installed", "not installed", fix)]
+    here = project_dir.resolve()
+    if found.source_type != "directory" or found.source_url is None:
+        return [
+            Drift(
+                DriftKind.ROOT_ELSEWHERE,
+                root.pretty_name,
+                f"directory {here} (editable)",
+                _version_and_source(found),
+                fix,
+            )
+        ]
+    if Path(found.source_url).resolve() != here:
+        return [
+            Drift(
+                DriftKind.ROOT_ELSEWHERE,
+                root.pretty_name,
+                f"directory {here}",
+                f"directory {found.source_url}",
+                fix,
+            )
+        ]
+    if not found.develop:
+        # Poetry installs the project editable; a plain install is a frozen copy of old code.
+        return [Drift(DriftKind.EDITABLE_MISMATCH, root.pretty_name, "editable", "not editable", fix)]
+    if found.version != root.version:
+        return [
+            Drift(
+                DriftKind.WRONG_VERSION,
+                root.pretty_name,
+                root.full_pretty_version,
+                found.full_pretty_version,
+                fix,
+            )
+        ]
+    return []
+
+
+def interpreter_drift(root: ProjectPackage, interpreter: Interpreter) -> Drift | None:
+    """The env's Python must satisfy the project's requires-python, as Poetry demands on install."""
+    from poetry.core.constraints.version import Version
+
+    if root.python_constraint.allows(Version.parse(interpreter.version)):
+        return None
+    return Drift(
+        DriftKind.INTERPRETER,
+        "python",
+        root.python_versions,
+        interpreter.version,
+        "poetry env use <a Python matching requires-python> && poetry sync",
+    )

@@ -1,0 +1,71 @@
+"""The environment `poetry run` would use for a project, found without creating one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from poetry_snapshot.errors import EnvironmentInspectionError
+
+
+if TYPE_CHECKING:
+    from poetry.poetry import Poetry
+    from poetry.utils.env import Env
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """The project environment's Python, as its own marker environment describes it."""
+
+    version: str
+    implementation: str
+    executable: str
+    platform: str
+
+    @classmethod
+    def of(cls, env: Env) -> Interpreter:
+        markers = env.marker_env
+        return cls(
+            version=".".join(str(part) for part in env.version_info[:3]),
+            implementation=str(markers["platform_python_implementation"]),
+            executable=str(env.python),
+            platform=str(markers["sys_platform"]),
+        )
+
+
+def find_project_env(poetry: Poetry) -> Env | None:
+    """The env `poetry run` would use, or None where `poetry run` would have to create one.
+
+    Relies on `EnvManager.get()`: it returns the active virtualenv (VIRTUAL_ENV / CONDA_PREFIX),
+    the in-project `.venv`, or the project's env under `virtualenvs.path`, and falls back to the
+    system env when none exists. Poetry's `configure_env` listener calls `create_venv()` instead,
+    which would build a venv as a side effect, so commands here are not `EnvCommand`s.
+    """
+    from poetry.utils.env import EnvManager
+
+    try:
+        env = EnvManager(poetry).get()
+    except Exception as e:  # e.g. no compatible Python found while naming the env
+        raise EnvironmentInspectionError(
+            f"Cannot determine the project's environment: {_first_line(e)}",
+            "Run `poetry env info` to see what Poetry finds.",
+        ) from None
+    # EnvManager.create_venv() keeps what get() found when it is a sane venv, or when venv
+    # creation is off; otherwise `poetry run` would create (or recreate) one.
+    if not env.path.is_dir() or not env.is_sane():
+        return None  # e.g. an activated VIRTUAL_ENV that no longer exists
+    if not env.is_venv() and poetry.config.get("virtualenvs.create", True):
+        return None
+    try:
+        env.marker_env  # noqa: B018 - runs the env's interpreter once; fails if it is broken
+    except Exception as e:
+        raise EnvironmentInspectionError(
+            f"The project environment at {env.path} does not run: {_first_line(e)}",
+            "Recreate it with `poetry env remove --all && poetry sync`.",
+        ) from None
+    return env
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
