@@ -17,6 +17,7 @@ from typing import Any
 if TYPE_CHECKING:
     from collections.abc import Collection
     from collections.abc import Iterable
+    from collections.abc import Mapping
 
     from poetry.core.packages.package import Package
     from poetry.core.packages.project_package import ProjectPackage
@@ -183,13 +184,22 @@ def describe_source(package: Package) -> str:
 
 
 def operation_drifts(
-    operations: Iterable[Operation], sync_command: str, locked_names: Collection[str]
+    operations: Iterable[Operation],
+    sync_command: str,
+    locked_names: Collection[str],
+    installed: Mapping[str, Package],
 ) -> list[Drift]:
     """Name what each operation `poetry sync` would run says about the environment."""
     drifts: list[Drift] = []
     for op in operations:
         if op.skipped:
-            continue  # "Already installed" or an extra nobody asked for
+            # Poetry < 2.1's Transaction ignores the editable flag; later ones turn a mismatch
+            # into an Update. Apply the later rule everywhere.
+            found = installed.get(op.package.name)
+            if op.skip_reason == "Already installed" and found is not None:
+                if op.package.source_type in ("directory", "git") and found.develop != op.package.develop:
+                    drifts.append(_update_drift(found, op.package, sync_command))
+            continue
         if op.job_type == "install":
             target = op.package
             drifts.append(
@@ -228,8 +238,8 @@ def _update_drift(installed: Package, target: Package, sync_command: str) -> Dri
         return Drift(
             DriftKind.WRONG_VERSION,
             name,
-            target.full_pretty_version,
-            installed.full_pretty_version,
+            target.pretty_version,
+            installed.pretty_version,
             sync_command,
         )
     if target.source_type in ("directory", "git") and installed.develop != target.develop:
@@ -247,7 +257,7 @@ def _update_drift(installed: Package, target: Package, sync_command: str) -> Dri
 
 def _version_and_source(package: Package) -> str:
     source = describe_source(package)
-    return package.full_pretty_version + ("" if source == "index" else f" from {source}")
+    return package.pretty_version + ("" if source == "index" else f" from {source}")
 
 
 def root_drifts(
@@ -287,8 +297,8 @@ def root_drifts(
             Drift(
                 DriftKind.WRONG_VERSION,
                 root.pretty_name,
-                root.full_pretty_version,
-                found.full_pretty_version,
+                root.pretty_version,
+                found.pretty_version,
                 fix,
             )
         ]

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
 
+class LockUnsolvable(ConfigurationError):
+    """Re-resolving against the locked packages failed (the lock lacks something pyproject needs)."""
+
+
 @dataclass(frozen=True)
 class InstallSelection:
     """Which part of the lock an environment is meant to hold: `poetry install`'s options."""
@@ -131,6 +135,7 @@ def _resolved_transaction(
     # load_deferred(False) keeps it from fetching VCS/URL/path dependencies: offline.
     from poetry.repositories import RepositoryPool
 
+    from poetry.puzzle.exceptions import SolverProblemError
     from poetry.puzzle.solver import Solver
 
     locked = poetry.locker.locked_repository().packages
@@ -144,8 +149,13 @@ def _resolved_transaction(
         active_root_extras=selection.extras,
     )
     solver.provider.load_deferred(False)
-    with solver.use_environment(env):
-        return solver.solve()
+    try:
+        with solver.use_environment(env):
+            return solver.solve()
+    except SolverProblemError as e:
+        raise LockUnsolvable(
+            f"poetry.lock cannot satisfy pyproject.toml: {_first_line(e)}", "Run `poetry lock`."
+        ) from None
 
 
 def default_groups(poetry: Poetry) -> frozenset[NormalizedName]:

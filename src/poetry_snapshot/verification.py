@@ -29,6 +29,7 @@ from poetry_snapshot.record import check_records
 
 
 if TYPE_CHECKING:
+    from poetry.core.packages.package import Package
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
@@ -44,8 +45,22 @@ class CheckRequest:
     allow_extra: bool = False
 
 
+@dataclass(frozen=True)
+class Inspection:
+    """A verification's verdict and what it looked at, for callers that need both."""
+
+    report: DriftReport
+    env: Env | None
+    installed: tuple[Package, ...]
+
+
 def verify(poetry: Poetry, request: CheckRequest) -> DriftReport:
     """Compare the project's environment with its lock; raises only for configuration errors."""
+    return inspect(poetry, request).report
+
+
+def inspect(poetry: Poetry, request: CheckRequest) -> Inspection:
+    """verify(), also returning the env and the packages found in it."""
     selection = request.selection
     locker = lockstate.read_lock(poetry)
     lockstate.validate_extras(poetry, selection.extras)
@@ -56,7 +71,8 @@ def verify(poetry: Poetry, request: CheckRequest) -> DriftReport:
         all_extras=set(root.extras),
     )
     drifts: list[Drift] = []
-    if not lockstate.is_fresh(locker):
+    fresh = lockstate.is_fresh(locker)
+    if not fresh:
         drifts.append(
             Drift(
                 DriftKind.STALE_LOCK,
@@ -84,16 +100,31 @@ def verify(poetry: Poetry, request: CheckRequest) -> DriftReport:
                 sync,
             )
         )
-        return DriftReport(environment=None, interpreter=None, packages_checked=0, drifts=tuple(drifts), **base)
+        report = DriftReport(
+            environment=None, interpreter=None, packages_checked=0, drifts=tuple(drifts), **base
+        )
+        return Inspection(report, None, ())
 
     interpreter = Interpreter.of(env)
     wrong_python = interpreter_drift(root, interpreter)
     if wrong_python is not None:
         drifts.append(wrong_python)
 
-    plan = lockstate.plan(poetry, env, selection)
+    try:
+        plan = lockstate.plan(poetry, env, selection)
+    except lockstate.LockUnsolvable:
+        if fresh:
+            raise
+        # With installer.re-resolve (Poetry 2.0's default) a stale lock may not even solve:
+        # `poetry sync` would refuse too. The stale lock is the drift to fix first.
+        report = DriftReport(
+            environment=str(env.path), interpreter=interpreter, packages_checked=0,
+            drifts=tuple(drifts), **base,
+        )
+        return Inspection(report, env, ())
     locked_names = {canonicalize_name(p["name"]) for p in locker.lock_data.get("package", [])}
-    found = operation_drifts(plan.operations, sync, locked_names)
+    installed = {package.name: package for package in plan.installed}
+    found = operation_drifts(plan.operations, sync, locked_names, installed)
     tolerated = [d for d in found if request.allow_extra and d.kind is DriftKind.EXTRANEOUS]
     drifts.extend(d for d in found if d not in tolerated)
     if selection.with_root and poetry.is_package_mode:
@@ -106,7 +137,7 @@ def verify(poetry: Poetry, request: CheckRequest) -> DriftReport:
         deep = DeepSummary(check.distributions, check.files, check.bytes, check.unchecked)
 
     drifts.sort(key=lambda d: (list(DriftKind).index(d.kind), d.package or "", d.path or ""))
-    return DriftReport(
+    report = DriftReport(
         environment=str(env.path),
         interpreter=interpreter,
         packages_checked=_relevant_count(plan),
@@ -115,6 +146,7 @@ def verify(poetry: Poetry, request: CheckRequest) -> DriftReport:
         deep=deep,
         **base,
     )
+    return Inspection(report, env, plan.installed)
 
 
 def _relevant_count(plan: LockPlan) -> int:

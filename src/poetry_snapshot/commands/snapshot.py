@@ -1,9 +1,12 @@
-"""`poetry snapshot`: verify the environment against the lock (`--check`)."""
+"""`poetry snapshot`: verify the env, snapshot the project, run a command from the snapshot."""
 
 from __future__ import annotations
 
 import os
+import time
 
+from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import ClassVar
 
 from cleo.helpers import argument
@@ -15,51 +18,76 @@ from poetry_snapshot.commands.install_options import InstallOptionsCommand
 from poetry_snapshot.errors import UsageError
 
 
+if TYPE_CHECKING:
+    from cleo.ui.progress_bar import ProgressBar
+
+    from poetry_snapshot.drift import DriftReport
+
+
 class SnapshotCommand(InstallOptionsCommand):
     name = "snapshot"
-    description = "Verify the environment matches poetry.lock (--check)."
+    description = (
+        "Verify the environment against poetry.lock, snapshot the project and run a command from"
+        " the snapshot."
+    )
 
     arguments: ClassVar = [
-        argument("cmd", "The command to run from the snapshot, after --.", optional=True, multiple=True)
+        argument(
+            "cmd",
+            "The command to run from the snapshot, after --. Without it, print the snapshot's path.",
+            optional=True,
+            multiple=True,
+        )
     ]
     options: ClassVar = [
         option("check", None, "Only verify the environment against poetry.lock; exit 1 on drift."),
         option("deep", None, "Also hash every installed file against its RECORD."),
         option("allow-extra", None, "Tolerate installed packages that the lock does not select."),
-        option("format", None, "Output format of --check: text or json.", flag=False, default="text"),
+        option("format", None, "Output format of --check: text or json.", flag=False),
+        option("allow-drift", None, "Snapshot even if the environment drifted; record the drift."),
+        option("no-verify", None, "Do not verify the environment; record that it was not verified."),
+        option("dry-run", None, "Show what would be copied; write nothing."),
+        option("base-dir", None, "Where snapshots are stored.", flag=False),
+        option("id", None, "The snapshot's id (letters, digits, '._-').", flag=False),
+        option("replace", None, "Replace an existing snapshot with this --id."),
+        option("include", None, "Copy paths git or the defaults ignore (gitignore syntax).", flag=False, multiple=True),
+        option("exclude", None, "Do not copy these paths (gitignore syntax).", flag=False, multiple=True),
+        option("link", None, "Hard-link files unchanged since the previous snapshot (read-only)."),
+        option("no-link", None, "Copy every file even if [tool.poetry-snapshot] sets link = true."),
         *InstallOptionsCommand.install_options,
     ]
 
     help = """\
-<info>poetry snapshot --check</info> proves that the project's environment holds exactly what
-<comment>poetry.lock</comment> selects for the chosen groups and extras, as <info>poetry sync</info> would
-install it. It changes nothing, creates no environment and touches no network.
+<info>poetry snapshot -- python train.py</info> verifies that the environment matches
+<comment>poetry.lock</comment>, copies the project (git's view of it) to a new snapshot directory,
+records everything needed to reproduce the run in <comment>.snapshot/manifest.json</comment>, runs the
+command there inside the project's environment, and exits with the command's exit code.
 
-Exit codes: 0 the environment matches, 1 drift, 2 usage or configuration error.
-With <info>--deep</info>, every installed file is also checked against its RECORD hash.
+<info>poetry snapshot</info> without a command creates the snapshot and prints only its path:
+  <comment>sbatch --chdir "$(poetry snapshot)" job.sh</comment>
+
+<info>poetry snapshot --check</info> only verifies: exit 0 when the environment matches the lock,
+1 on drift, 2 on usage or configuration errors. It changes nothing and touches no network.
+
+Put the command after <comment>--</comment> so that its options are not read as Poetry's.
 """
 
     def handle_command(self) -> int:
+        if self.option("check"):
+            return self._check()
+        return self._snapshot()
+
+    def _check(self) -> int:
         from poetry_snapshot import rendering
-        from poetry_snapshot.verification import CheckRequest
         from poetry_snapshot.verification import verify
 
-        fmt = self.option("format")
+        fmt = self.option("format") or "text"
         if fmt not in ("text", "json"):
             raise UsageError(f"Unknown --format {fmt!r}.", "Use --format text or --format json.")
-        if not self.option("check"):
-            raise UsageError(
-                "poetry snapshot needs --check.", "Run `poetry snapshot --check`."
-            )
         if self.argument("cmd"):
             raise UsageError("--check takes no command.", "Drop the command after --, or --check.")
-
-        request = CheckRequest(
-            selection=self.install_selection(),
-            deep=self.option("deep"),
-            allow_extra=self.option("allow-extra"),
-        )
-        report = verify(self.load_poetry(), request)
+        self._reject_with_check()
+        report = verify(self.load_poetry(), self._check_request())
 
         annotations = (
             rendering.github_annotations(report) if os.environ.get("GITHUB_ACTIONS") == "true" else []
@@ -70,9 +98,149 @@ With <info>--deep</info>, every installed file is also checked against its RECOR
             for line in annotations:
                 self.io.error_output.write_line(line, Verbosity.QUIET, Type.RAW)
         else:
-            verbosity = 2 if self.io.is_very_verbose() else 1 if self.io.is_verbose() else 0
-            for line in rendering.drift_table(report, verbosity):
+            for line in rendering.drift_table(report, self._verbosity()):
                 self.line(line)
             for line in annotations:
                 self.io.output.write_line(line, Verbosity.QUIET, Type.RAW)
         return 0 if report.ok else 1
+
+    def _snapshot(self) -> int:
+        from poetry_snapshot import rendering
+        from poetry_snapshot import snapshot
+        from poetry_snapshot.config import SnapshotConfig
+        from poetry_snapshot.selection import SelectionRules
+        from poetry_snapshot.store import resolve_base_dir
+        from poetry_snapshot.store import validate_snapshot_id
+
+        if self.option("format"):
+            raise UsageError("--format applies to --check only.", "Add --check, or drop --format.")
+        if self.option("allow-drift") and self.option("no-verify"):
+            raise UsageError("--allow-drift and --no-verify cannot be used together.", "Pick one.")
+        if self.option("link") and self.option("no-link"):
+            raise UsageError("--link and --no-link cannot be used together.", "Pick one.")
+        if self.option("replace") and not self.option("id"):
+            raise UsageError("--replace needs --id.", "Name the snapshot to replace with --id.")
+        argv = tuple(self.argument("cmd") or ())
+        poetry = self.load_poetry()
+        config = SnapshotConfig.from_pyproject(poetry.pyproject.data)
+        snapshot_id = self.option("id")
+        mode = (
+            snapshot.SKIP
+            if self.option("no-verify")
+            else snapshot.ALLOW_DRIFT
+            if self.option("allow-drift")
+            else snapshot.VERIFY
+        )
+        request = snapshot.SnapshotRequest(
+            check=self._check_request(),
+            verify_mode=mode,
+            rules=SelectionRules(
+                include=(*config.include, *self.option("include")),
+                exclude=(*config.exclude, *self.option("exclude")),
+            ),
+            base_dir=resolve_base_dir(
+                self.option("base-dir"),
+                config.base_dir,
+                os.environ,
+                Path(poetry.config.get("cache-dir")),
+                poetry.package.name,
+            ),
+            snapshot_id=validate_snapshot_id(snapshot_id) if snapshot_id else None,
+            replace=self.option("replace"),
+            link=(config.link or self.option("link")) and not self.option("no-link"),
+        )
+
+        try:
+            planned = snapshot.plan(poetry, request)
+        except snapshot.DriftBlocksSnapshot as blocked:
+            self._report_drift(blocked.report)
+            raise
+        report = planned.verification.report
+        if report is not None and not report.ok:
+            self._report_drift(report)
+            self.line_error("<warning>Snapshotting anyway (--allow-drift); the drift is recorded.</>")
+        selection = planned.selection
+        for warning in selection.warnings:
+            self.line_error(f"<warning>{self._escape(warning)}</>")
+        if selection.too_big():
+            for line in rendering.selection_too_big(selection):
+                self.line_error(line)
+        if self.option("dry-run"):
+            for line in rendering.selection_summary(selection, request.base_dir):
+                self.line(line)
+            return 0
+
+        progress = _CopyProgress(self)
+        snap = snapshot.take(poetry, planned, cwd=Path.cwd(), progress=progress.update)
+        progress.finish()
+        copy = snap.manifest.copy
+        self.line_error(rendering.snapshot_line(snap.id, snap.path, copy))
+        if not argv:
+            # Only the path on stdout: `sbatch --chdir "$(poetry snapshot)" job.sh`.
+            self.io.output.write_line(str(snap.path), Verbosity.QUIET, Type.RAW)
+            return 0
+        outcome = snapshot.run(poetry, snap, planned, argv)
+        return outcome.exit_code
+
+    def _check_request(self):  # type: ignore[no-untyped-def]
+        from poetry_snapshot.verification import CheckRequest
+
+        return CheckRequest(
+            selection=self.install_selection(),
+            deep=self.option("deep"),
+            allow_extra=self.option("allow-extra"),
+        )
+
+    def _reject_with_check(self) -> None:
+        for name in ("allow-drift", "no-verify", "dry-run", "replace", "link", "no-link"):
+            if self.option(name):
+                raise UsageError(f"--{name} does not apply to --check.", f"Drop --{name}.")
+        for name in ("base-dir", "id"):
+            if self.option(name):
+                raise UsageError(f"--{name} does not apply to --check.", f"Drop --{name}.")
+        if self.option("include") or self.option("exclude"):
+            raise UsageError("--include/--exclude do not apply to --check.", "Drop them.")
+
+    def _report_drift(self, report: DriftReport) -> None:
+        from poetry_snapshot import rendering
+
+        for line in rendering.drift_table(report, self._verbosity()):
+            self.line_error(line)
+
+    def _verbosity(self) -> int:
+        return 2 if self.io.is_very_verbose() else 1 if self.io.is_verbose() else 0
+
+    @staticmethod
+    def _escape(text: str) -> str:
+        from cleo.formatters.formatter import Formatter
+
+        return Formatter.escape(text)
+
+
+class _CopyProgress:
+    """A progress bar on stderr, shown only once a copy has taken more than a moment."""
+
+    DELAY = 0.5
+
+    def __init__(self, command: SnapshotCommand) -> None:
+        self._command = command
+        self._started = time.monotonic()
+        self._bar: ProgressBar | None = None
+        io = command.io
+        self._enabled = io.error_output.is_decorated() and not io.is_quiet()
+
+    def update(self, done: int, total: int) -> None:
+        if not self._enabled:
+            return
+        if self._bar is None:
+            if time.monotonic() - self._started < self.DELAY or total == 0:
+                return
+            self._bar = self._command.progress_bar(max=max(total // 1024, 1))
+            self._bar.set_format(" Copying: %current%/%max% KiB [%bar%] %percent:3s%%")
+            self._bar.start()
+        self._bar.set_progress(done // 1024)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.finish()
+            self._command.line_error("")

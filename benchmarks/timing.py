@@ -1,0 +1,46 @@
+"""Medians of whole-command wall times, and the table every benchmark prints."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+
+
+def median_seconds(argv: list[str], cwd: Path, env: dict[str, str], runs: int) -> float:
+    """Median wall time of `argv` over `runs` runs, after one warm-up run (page cache, .pyc)."""
+    times = []
+    for attempt in range(runs + 1):
+        start = time.perf_counter()
+        result = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        elapsed = time.perf_counter() - start
+        if result.returncode not in (0, 1):
+            raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stderr.decode()}")
+        if attempt:
+            times.append(elapsed)
+    return statistics.median(times)
+
+
+@dataclass
+class Table:
+    title: str
+    rows: list[tuple[str, float, str, float, float | None]] = field(default_factory=list)
+
+    def add(self, subject: str, seconds: float, baseline: str, baseline_seconds: float, target: float | None = None) -> None:
+        self.rows.append((subject, seconds, baseline, baseline_seconds, target))
+
+    def all_met(self) -> bool:
+        return all(target is None or s / b <= target for _, s, _, b, target in self.rows)
+
+    def print(self) -> None:
+        print(f"\n{self.title}\n")
+        print("| measured | median | baseline | median | ratio | target |")
+        print("|---|---:|---|---:|---:|---|")
+        for subject, seconds, baseline, base, target in self.rows:
+            ratio = seconds / base
+            verdict = "" if target is None else f"≤ {target:g}× {'met' if ratio <= target else 'NOT met'}"
+            print(f"| {subject} | {seconds:.3f} s | {baseline} | {base:.3f} s | {ratio:.2f}× | {verdict} |")

@@ -1,0 +1,1 @@
+"""A toy experiment: fit y = a*x + b to noisy samples."""

@@ -1,0 +1,44 @@
+"""Write a file so readers see the old content or the new, never a half-written one."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+from typing import TYPE_CHECKING
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@contextmanager
+def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
+    """A binary file object whose content replaces `path` in one rename when the block ends.
+
+    The temporary file lives beside `path` (same filesystem, so the rename is atomic) and is
+    fsync'ed first, so a crash leaves either the old file or the new one. If the block raises,
+    `path` is untouched and the temporary file is removed.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    with atomic_writer(path, mode) as stream:
+        stream.write(data)

@@ -1,0 +1,329 @@
+"""The snapshot manifest: everything needed to reproduce a run, as versioned JSON.
+
+Stored at `.snapshot/manifest.json` inside each snapshot and rewritten atomically when the
+command ends. Later features (history list/diff/rerun/prune, Slurm, reproducing a run in a
+fresh env) read it, so fields only ever get added within a schema version.
+
+Layout: the header fields first, pretty-printed; then `"files"`, one entry per line, so a
+100,000-file manifest is written and read (for `--link`) without holding it as one document.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import os
+
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+from poetry_snapshot.atomic import atomic_writer
+from poetry_snapshot.copier import CopiedFile
+
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from collections.abc import Mapping
+    from collections.abc import Sequence
+
+    from poetry_snapshot.drift import DriftReport
+    from poetry_snapshot.gitinfo import GitInfo
+
+SCHEMA_VERSION = 1
+METADATA_DIR = ".snapshot"
+MANIFEST_NAME = "manifest.json"
+DIFF_NAME = "git.diff"
+
+# Environment variable values are never recorded, except these: they name the job and the
+# devices a run used, and experiment trackers key on them. Nothing here holds a secret.
+ENV_ALLOWLIST = (
+    "CUDA_VISIBLE_DEVICES",
+    "HIP_VISIBLE_DEVICES",
+    "OMP_NUM_THREADS",
+    "SLURM_ARRAY_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_CLUSTER_NAME",
+    "SLURM_JOB_ID",
+    "SLURM_JOB_NAME",
+    "SLURM_JOB_NODELIST",
+    "PBS_JOBID",
+    "LSB_JOBID",
+)
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    name: str
+    version: str
+    source_dir: str
+    relative_cwd: str  # where the user stood, relative to the project root ('.' at the root)
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    lock_sha256: str
+    pyproject_sha256: str
+    content_hash: str | None  # poetry.lock's metadata.content-hash
+
+
+@dataclass(frozen=True)
+class InterpreterInfo:
+    version: str
+    implementation: str
+    executable: str
+    platform: str
+    tags: tuple[str, ...]  # the most specific wheel tags the interpreter accepts, best first
+
+
+@dataclass(frozen=True)
+class InstalledPackage:
+    name: str
+    version: str
+    source_type: str | None  # None: an index; else file, directory, url, git
+    source_url: str | None
+    source_reference: str | None  # the resolved commit for git
+    editable: bool
+
+
+@dataclass(frozen=True)
+class Verification:
+    mode: str  # "verified", "drift-allowed" (--allow-drift) or "skipped" (--no-verify)
+    report: DriftReport | None
+
+
+@dataclass(frozen=True)
+class CopySummary:
+    selection: str  # "git" or "filesystem"
+    files: int
+    bytes: int
+    bytes_copied: int
+    bytes_linked: int
+    files_linked: int
+    linked_from: str | None  # the snapshot id --link deduplicated against
+    skipped: tuple[tuple[str, str], ...]  # (path, reason)
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    argv: tuple[str, ...]
+    started: datetime
+    finished: datetime | None = None
+    exit_code: int | None = None  # the code poetry snapshot exited with (128+N for signal N)
+    signal: int | None = None  # the signal that ended the command, if one did
+
+    def to_json(self) -> dict[str, Any]:
+        duration = (self.finished - self.started).total_seconds() if self.finished else None
+        return {
+            "argv": list(self.argv),
+            "started": _iso(self.started),
+            "finished": _iso(self.finished) if self.finished else None,
+            "duration_seconds": duration,
+            "exit_code": self.exit_code,
+            "signal": self.signal,
+            "signal_name": _signal_name(self.signal),
+        }
+
+
+@dataclass(frozen=True)
+class Manifest:
+    id: str
+    created: datetime
+    user: str
+    host: str
+    project: ProjectInfo
+    tools: Mapping[str, str]
+    interpreter: InterpreterInfo | None
+    lock: LockInfo
+    groups: tuple[str, ...]
+    extras: tuple[str, ...]
+    with_root: bool
+    verification: Verification
+    packages: tuple[InstalledPackage, ...]
+    git: GitInfo | None
+    environment: Mapping[str, str]
+    copy: CopySummary
+    tree_sha256: str
+    files: Sequence[CopiedFile]
+    run: RunRecord | None = None
+    snapshot_finished: datetime | None = None
+
+    def with_run(self, run: RunRecord) -> Manifest:
+        return dataclasses.replace(self, run=run)
+
+    def header_json(self) -> dict[str, Any]:
+        """Everything but the file list."""
+        interpreter = None if self.interpreter is None else dataclasses.asdict(self.interpreter)
+        report = self.verification.report
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "id": self.id,
+            "created": _iso(self.created),
+            "snapshot_finished": _iso(self.snapshot_finished) if self.snapshot_finished else None,
+            "user": self.user,
+            "host": self.host,
+            "project": dataclasses.asdict(self.project),
+            "tools": dict(self.tools),
+            "interpreter": interpreter,
+            "lock": dataclasses.asdict(self.lock),
+            "groups": list(self.groups),
+            "extras": list(self.extras),
+            "with_root": self.with_root,
+            "verification": {
+                "mode": self.verification.mode,
+                "report": None if report is None else report.to_json(),
+            },
+            "packages": [dataclasses.asdict(p) for p in self.packages],
+            "git": None
+            if self.git is None
+            else self.git.to_json(f"{METADATA_DIR}/{DIFF_NAME}" if self.git.diff is not None else None),
+            "environment": dict(sorted(self.environment.items())),
+            "copy": {
+                **dataclasses.asdict(self.copy),
+                "skipped": [{"path": p, "reason": r} for p, r in self.copy.skipped],
+                "warnings": list(self.copy.warnings),
+            },
+            "tree_sha256": self.tree_sha256,
+            "command": None if self.run is None else self.run.to_json(),
+        }
+
+    def write(self, snapshot_dir: Path) -> Path:
+        """Write (or atomically rewrite) `.snapshot/manifest.json` and, once, `git.diff`."""
+        meta = snapshot_dir / METADATA_DIR
+        meta.mkdir(exist_ok=True)
+        if self.git is not None and self.git.diff is not None and not (meta / DIFF_NAME).exists():
+            with atomic_writer(meta / DIFF_NAME) as stream:
+                stream.write(self.git.diff)
+        path = meta / MANIFEST_NAME
+        head = json.dumps(self.header_json(), indent=2)
+        assert head.endswith("\n}")
+        with atomic_writer(path) as stream:
+            stream.write(head[:-2].encode("utf-8"))
+            stream.write(b',\n  "files": [')
+            separator = b"\n    "
+            for entry in self.files:
+                stream.write(separator)
+                stream.write(json.dumps(file_json(entry), separators=(",", ":")).encode("utf-8"))
+                separator = b",\n    "
+            stream.write(b"\n  ]\n}\n")
+        return path
+
+
+def file_json(entry: CopiedFile) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "path": entry.path,
+        "type": entry.kind,
+        "size": entry.size,
+        "mode": f"{entry.mode:04o}",
+        "sha256": entry.sha256.hex() if entry.sha256 is not None else None,
+        "target": entry.link_target,
+        "mtime_ns": entry.mtime_ns,
+        "linked": entry.linked,
+        # The source's stat signature: lets the next --link skip re-hashing unchanged files.
+        "stat": [entry.ctime_ns, entry.inode, entry.device],
+    }
+    raw = os.fsencode(entry.path)
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        # Not UTF-8: "path" round-trips in Python (surrogate escapes); this is exact for all.
+        data["path_b64"] = base64.b64encode(raw).decode("ascii")
+    return data
+
+
+def _file_from_json(data: Mapping[str, Any]) -> CopiedFile:
+    path = (
+        os.fsdecode(base64.b64decode(data["path_b64"])) if "path_b64" in data else data["path"]
+    )
+    ctime_ns, inode, device = data.get("stat") or (0, 0, 0)
+    return CopiedFile(
+        path=path,
+        kind=data["type"],
+        size=data["size"],
+        mode=int(data["mode"], 8),
+        mtime_ns=data["mtime_ns"],
+        sha256=bytes.fromhex(data["sha256"]) if data.get("sha256") else None,
+        link_target=data.get("target"),
+        linked=data.get("linked", False),
+        ctime_ns=ctime_ns,
+        inode=inode,
+        device=device,
+    )
+
+
+def read_header(snapshot_dir: Path) -> dict[str, Any]:
+    """The manifest without its file list (cheap: stops reading where the list begins)."""
+    path = snapshot_dir / METADATA_DIR / MANIFEST_NAME
+    lines: list[str] = []
+    with path.open(encoding="utf-8") as stream:
+        for line in stream:
+            if line.startswith('  "files": ['):
+                text = "".join(lines).rstrip().rstrip(",") + "\n}"
+                return dict(json.loads(text))
+            lines.append(line)
+    return dict(json.loads("".join(lines)))
+
+
+def read_files(snapshot_dir: Path) -> dict[str, CopiedFile]:
+    """The file records of a snapshot, by path, read entry by entry."""
+    path = snapshot_dir / METADATA_DIR / MANIFEST_NAME
+    files: dict[str, CopiedFile] = {}
+    in_files = False
+    with path.open(encoding="utf-8") as stream:
+        for line in stream:
+            if not in_files:
+                in_files = line.startswith('  "files": [')
+                continue
+            text = line.strip().rstrip(",")
+            if text.startswith("{"):
+                entry = _file_from_json(json.loads(text))
+                files[entry.path] = entry
+    if not in_files:  # written by something else: fall back to a full parse
+        data = json.loads(path.read_text(encoding="utf-8"))
+        files = {e.path: e for e in map(_file_from_json, data.get("files", []))}
+    return files
+
+
+def tree_digest(files: Iterable[CopiedFile]) -> str:
+    """One sha256 over the whole tree: path, type, mode and content (or link target) of each
+    entry, sorted by the path's bytes. Equal trees give equal digests on any machine."""
+    digest = hashlib.sha256()
+    for entry in sorted(files, key=lambda f: os.fsencode(f.path)):
+        content = entry.sha256.hex() if entry.sha256 is not None else (entry.link_target or "")
+        digest.update(os.fsencode(entry.path) + b"\0")
+        digest.update(f"{entry.kind}\0{entry.mode:04o}\0".encode())
+        digest.update(os.fsencode(content) + b"\n")
+    return digest.hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def allowed_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    return {key: environ[key] for key in ENV_ALLOWLIST if key in environ}
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _signal_name(number: int | None) -> str | None:
+    if number is None:
+        return None
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return None

@@ -1,0 +1,355 @@
+"""Take a snapshot and run a command from it: decide first (verify, select), act second.
+
+`plan()` only reads: it verifies the environment and selects the files. `take()` copies them
+into a staging directory under the store, writes the manifest there and publishes the
+snapshot under its id with one atomic rename. `run()` records the start, runs the command
+from the snapshot, and records how it ended, each time rewriting the manifest atomically.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Callable
+
+from poetry_snapshot import __version__
+from poetry_snapshot.drift import DriftReport
+from poetry_snapshot.environment import Interpreter
+from poetry_snapshot.environment import find_project_env
+from poetry_snapshot.errors import SnapshotError
+from poetry_snapshot.manifest import CopySummary
+from poetry_snapshot.manifest import InstalledPackage
+from poetry_snapshot.manifest import InterpreterInfo
+from poetry_snapshot.manifest import LockInfo
+from poetry_snapshot.manifest import Manifest
+from poetry_snapshot.manifest import ProjectInfo
+from poetry_snapshot.manifest import RunRecord
+from poetry_snapshot.manifest import Verification
+from poetry_snapshot.manifest import allowed_environment
+from poetry_snapshot.manifest import now
+from poetry_snapshot.manifest import read_files
+from poetry_snapshot.manifest import read_header
+from poetry_snapshot.manifest import sha256_of
+from poetry_snapshot.manifest import tree_digest
+from poetry_snapshot.selection import Selection
+from poetry_snapshot.selection import SelectionRules
+from poetry_snapshot.selection import select
+from poetry_snapshot.store import SnapshotStore
+from poetry_snapshot.store import new_snapshot_id
+
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from collections.abc import Sequence
+
+    from poetry.core.packages.package import Package
+    from poetry.poetry import Poetry
+    from poetry.utils.env import Env
+
+    from poetry_snapshot.copier import CopyResult
+    from poetry_snapshot.gitinfo import GitInfo
+    from poetry_snapshot.runner import Outcome
+    from poetry_snapshot.verification import CheckRequest
+
+VERIFY = "verified"
+ALLOW_DRIFT = "drift-allowed"
+SKIP = "skipped"
+
+
+class DriftBlocksSnapshot(SnapshotError):
+    """The environment drifted and neither --allow-drift nor --no-verify was given."""
+
+    exit_code = 1
+
+    def __init__(self, report: DriftReport) -> None:
+        super().__init__(
+            "The environment does not match poetry.lock; nothing was copied.",
+            "Fix the drift above, or pass --allow-drift to snapshot anyway and record it.",
+        )
+        self.report = report
+
+
+class NoEnvironment(SnapshotError):
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class SnapshotRequest:
+    check: CheckRequest
+    verify_mode: str  # VERIFY, ALLOW_DRIFT or SKIP
+    rules: SelectionRules
+    base_dir: Path
+    snapshot_id: str | None = None
+    replace: bool = False
+    link: bool = False
+
+
+@dataclass(frozen=True)
+class SnapshotPlan:
+    """What a snapshot will hold, decided before anything is written."""
+
+    request: SnapshotRequest
+    project_dir: Path
+    verification: Verification
+    env: Env
+    installed: tuple[Package, ...]
+    selection: Selection
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: str
+    path: Path
+    manifest: Manifest
+
+
+def plan(poetry: Poetry, request: SnapshotRequest) -> SnapshotPlan:
+    """Verify the environment (per the request) and select the files; writes nothing."""
+    from poetry.repositories.installed_repository import InstalledRepository
+
+    from poetry_snapshot.verification import inspect
+
+    project_dir = poetry.pyproject_path.parent
+    if request.verify_mode == SKIP:
+        env = find_project_env(poetry)
+        report = None
+        installed: tuple[Package, ...] = ()
+        if env is not None:
+            installed = tuple(InstalledRepository.load(env).packages)
+    else:
+        inspection = inspect(poetry, request.check)
+        env, report, installed = inspection.env, inspection.report, inspection.installed
+        if not report.ok and request.verify_mode == VERIFY:
+            raise DriftBlocksSnapshot(report)
+    if env is None:
+        raise NoEnvironment(
+            "The project has no environment to run in.", "Run `poetry sync` to create it."
+        )
+    rules = request.rules
+    if _is_within(request.base_dir, project_dir):
+        rules = SelectionRules(
+            include=rules.include,
+            exclude=rules.exclude,
+            excluded_dirs=(*rules.excluded_dirs, request.base_dir),
+        )
+    return SnapshotPlan(
+        request=request,
+        project_dir=project_dir,
+        verification=Verification(request.verify_mode, report),
+        env=env,
+        installed=installed,
+        selection=select(project_dir, rules),
+    )
+
+
+def take(
+    poetry: Poetry,
+    planned: SnapshotPlan,
+    cwd: Path,
+    progress: Callable[[int, int], None] | None = None,
+) -> Snapshot:
+    """Copy, describe and publish the planned snapshot under a new, never-reused id."""
+    from poetry_snapshot.copier import LinkBase
+    from poetry_snapshot.copier import copy_selection
+    from poetry_snapshot.gitinfo import read_git_info
+
+    request = planned.request
+    store = SnapshotStore(request.base_dir)
+    store.ensure()
+    created = now()
+    snapshot_id = request.snapshot_id or new_snapshot_id(created)
+    link_base = None
+    if request.link:
+        previous = store.latest()
+        if previous is not None:
+            created_at = datetime.fromisoformat(read_header(previous.path)["created"].replace("Z", "+00:00"))
+            link_base = LinkBase(
+                root=previous.path,
+                files=read_files(previous.path),
+                created_ns=int(created_at.timestamp() * 1_000_000_000),
+            )
+    reservation = store.reserve(snapshot_id, replace=request.replace)
+    with store.staging(reservation) as staging:
+        result = copy_selection(planned.selection, staging, link_base=link_base, progress=progress)
+        manifest = _manifest(
+            poetry,
+            planned,
+            snapshot_id,
+            created,
+            cwd,
+            result,
+            linked_from=None if link_base is None else link_base.root.name,
+            git=read_git_info(planned.project_dir),
+        )
+        manifest.write(staging)
+        path = store.publish(staging, reservation)
+    return Snapshot(snapshot_id, path, manifest)
+
+
+def run(poetry: Poetry, snapshot: Snapshot, planned: SnapshotPlan, argv: Sequence[str]) -> Outcome:
+    """Run `argv` from the snapshot; the manifest records its start and its end."""
+    from poetry_snapshot.runner import CommandNotRunnable
+    from poetry_snapshot.runner import Outcome
+    from poetry_snapshot.runner import command_environment
+    from poetry_snapshot.runner import run_command
+
+    manifest = snapshot.manifest
+    relative_cwd = manifest.project.relative_cwd
+    workdir = snapshot.path / relative_cwd
+    environ = command_environment(
+        planned.env,
+        os.environ,
+        python_paths=[snapshot.path / root for root in package_roots(poetry)],
+        snapshot={
+            "POETRY_SNAPSHOT_ID": snapshot.id,
+            "POETRY_SNAPSHOT_DIR": str(snapshot.path),
+            "POETRY_SNAPSHOT_SOURCE": manifest.project.source_dir,
+        },
+    )
+    record = RunRecord(tuple(argv), started=now())
+    manifest.with_run(record).write(snapshot.path)
+    try:
+        outcome = run_command(argv, workdir, environ)
+    except CommandNotRunnable as e:
+        outcome = Outcome(e.exit_code, None)
+        manifest.with_run(_ended(record, outcome)).write(snapshot.path)
+        raise
+    manifest.with_run(_ended(record, outcome)).write(snapshot.path)
+    return outcome
+
+
+def package_roots(poetry: Poetry) -> list[str]:
+    """Directories (relative to the project) that must lead sys.path for the project's imports.
+
+    Poetry-core's Module resolves `packages` (or finds the package in `.` or `src/`) exactly as
+    the builder that made the editable install did.
+    """
+    if not poetry.is_package_mode:
+        return ["."]
+    from poetry.core.masonry.utils.module import Module
+
+    root = poetry.pyproject_path.parent
+    package = poetry.package
+    try:
+        module = Module(package.name, str(root), packages=package.packages, includes=())
+    except Exception:  # no importable package: fall back to the usual roots
+        return ["src", "."] if (root / "src").is_dir() else ["."]
+    roots: list[str] = []
+    for include in module.includes:
+        relative = os.path.relpath(include.base, root)
+        if relative not in roots:
+            roots.append(relative)
+    return roots or ["."]
+
+
+def _ended(record: RunRecord, outcome: Outcome) -> RunRecord:
+    return RunRecord(record.argv, record.started, now(), outcome.exit_code, outcome.signal)
+
+
+def _manifest(
+    poetry: Poetry,
+    planned: SnapshotPlan,
+    snapshot_id: str,
+    created: datetime,
+    cwd: Path,
+    result: CopyResult,
+    *,
+    linked_from: str | None,
+    git: GitInfo | None,
+) -> Manifest:
+    from poetry.__version__ import __version__ as poetry_version
+    from poetry.core import __version__ as core_version
+
+    request = planned.request
+    selection = planned.selection
+    project_dir = planned.project_dir
+    env = planned.env
+    interpreter = Interpreter.of(env)
+    locker = poetry.locker
+    content_hash = locker.lock_data.get("metadata", {}).get("content-hash")
+    return Manifest(
+        id=snapshot_id,
+        created=created,
+        snapshot_finished=now(),
+        user=_user(),
+        host=socket.gethostname(),
+        project=ProjectInfo(
+            name=poetry.package.pretty_name,
+            version=poetry.package.pretty_version,
+            source_dir=str(project_dir),
+            relative_cwd=_relative_cwd(cwd, project_dir),
+        ),
+        tools={"poetry": poetry_version, "poetry-core": core_version, "poetry-snapshot": __version__},
+        interpreter=InterpreterInfo(
+            version=interpreter.version,
+            implementation=interpreter.implementation,
+            executable=interpreter.executable,
+            platform=interpreter.platform,
+            tags=tuple(str(tag) for tag in env.supported_tags[:10]),
+        ),
+        lock=LockInfo(
+            lock_sha256=sha256_of(locker.lock),
+            pyproject_sha256=sha256_of(poetry.pyproject_path),
+            content_hash=content_hash,
+        ),
+        groups=tuple(sorted(request.check.selection.groups)),
+        extras=tuple(sorted(request.check.selection.extras)),
+        with_root=request.check.selection.with_root,
+        verification=planned.verification,
+        packages=tuple(_installed(p) for p in sorted(planned.installed, key=lambda p: p.name)),
+        git=git,
+        environment=allowed_environment(os.environ),
+        copy=CopySummary(
+            selection=selection.source,
+            files=len(result.files),
+            bytes=sum(f.size for f in result.files),
+            bytes_copied=result.bytes_copied,
+            bytes_linked=result.bytes_linked,
+            files_linked=result.files_linked,
+            linked_from=linked_from,
+            skipped=tuple((s.path, s.reason) for s in selection.skipped),
+            warnings=selection.warnings,
+        ),
+        tree_sha256=tree_digest(result.files),
+        files=result.files,
+    )
+
+
+def _installed(package: Package) -> InstalledPackage:
+    return InstalledPackage(
+        name=package.pretty_name,
+        version=package.pretty_version,
+        source_type=package.source_type,
+        source_url=package.source_url,
+        source_reference=package.source_resolved_reference or package.source_reference,
+        editable=package.develop,
+    )
+
+
+def _relative_cwd(cwd: Path, project_dir: Path) -> str:
+    try:
+        relative = cwd.resolve().relative_to(project_dir.resolve())
+    except ValueError:
+        return "."  # standing outside the project (poetry -P elsewhere): run from its root
+    return relative.as_posix() or "."
+
+
+def _is_within(path: Path, directory: Path) -> bool:
+    try:
+        path.resolve().relative_to(directory.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers): the uid still identifies the account
+        return str(os.getuid())

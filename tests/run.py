@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Run the whole test suite from a fresh checkout: `python3 tests/run.py [pytest args]`.
+
+Needs only Python 3 (3.9+) and access to the package index. It creates two virtualenvs
+under `.venvs/`, one per end of the Poetry range this plugin claims (`poetry>=2.0,<3`):
+the newest Poetry 2.x the index offers, and the oldest, 2.0.0. Each gets this package
+(editable) and the `test` dependency group, then runs the same suite. The suite itself
+never touches the network. Venvs are reused while pyproject.toml is unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+
+from pathlib import Path
+
+
+ROOT = Path(__file__).resolve().parents[1]
+VENVS = ROOT / ".venvs"
+# (venv name, extra requirement pinning Poetry); the newest first: it is the one users get.
+POETRY_RANGE = [("poetry-newest", "poetry>=2,<3"), ("poetry-2.0", "poetry==2.0.0")]
+
+
+def ensure_venv(name: str, requirements: list[str]) -> Path:
+    """A venv under .venvs/ holding `requirements`; rebuilt when they or pyproject.toml change."""
+    path = VENVS / name
+    python = path / "bin" / "python"
+    stamp = path / ".requirements-stamp"
+    wanted = hashlib.sha256(
+        "\n".join([*requirements, (ROOT / "pyproject.toml").read_text()]).encode()
+    ).hexdigest()
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    print(f"--- preparing {path.relative_to(ROOT)}", flush=True)
+    venv.EnvBuilder(clear=True, with_pip=True).create(path)
+    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    # pip >= 25.1 reads PEP 735 dependency groups (--group); the bundled pip may be older.
+    subprocess.run([*pip, "install", "--upgrade", "pip>=25.1"], check=True)
+    subprocess.run([*pip, "install", *requirements], check=True, cwd=ROOT)
+    stamp.write_text(wanted)
+    return python
+
+
+def main(argv: list[str]) -> int:
+    status = 0
+    for name, poetry in POETRY_RANGE:
+        python = ensure_venv(name, ["-e", ".", "--group", "test", poetry])
+        version = subprocess.run(
+            [str(python), "-m", "poetry", "--version"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        print(f"--- {version}: pytest {' '.join(argv)}", flush=True)
+        env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+        result = subprocess.run([str(python), "-m", "pytest", "-n", "auto", *argv], cwd=ROOT, env=env)
+        status = status or result.returncode
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,89 @@
+"""Text, JSON and GitHub Actions forms of a drift report."""
+
+from __future__ import annotations
+
+import json
+
+from pathlib import Path
+
+import fastjsonschema
+
+from cleo.formatters.formatter import Formatter
+
+from poetry_snapshot.drift import DeepSummary
+from poetry_snapshot.drift import Drift
+from poetry_snapshot.drift import DriftKind
+from poetry_snapshot.drift import DriftReport
+from poetry_snapshot.drift import UncheckedFile
+from poetry_snapshot.environment import Interpreter
+from poetry_snapshot.rendering import drift_json
+from poetry_snapshot.rendering import drift_table
+from poetry_snapshot.rendering import github_annotations
+
+
+SCHEMA = Path(__file__).parents[1] / "src/poetry_snapshot/schemas/drift-report.schema.json"
+
+
+def report(*drifts: Drift, deep: DeepSummary | None = None) -> DriftReport:
+    return DriftReport(
+        project="demo",
+        project_dir="/p",
+        lock_file="/p/poetry.lock",
+        environment="/p/.venv",
+        interpreter=Interpreter("3.11.7", "CPython", "/p/.venv/bin/python", "linux"),
+        groups=("main",),
+        extras=(),
+        packages_checked=12,
+        drifts=drifts,
+        deep=deep,
+    )
+
+
+def plain(lines: list[str]) -> str:
+    return "\n".join(Formatter().remove_format(line) for line in lines)
+
+
+def test_table_groups_kinds_and_truncates_long_groups() -> None:
+    many = [Drift(DriftKind.EXTRANEOUS, f"pkg{i:02}", "absent", "1.0", "poetry sync") for i in range(25)]
+    text = plain(drift_table(report(Drift(DriftKind.MISSING, "a<b>", "1.0", "not installed", "poetry sync"), *many)))
+    assert "Missing packages (1)\n  a<b>  expected 1.0  found not installed\n  fix: poetry sync" in text
+    assert "Extraneous packages (25)" in text
+    assert "... and 5 more (-v shows all)" in text
+    assert text.endswith(
+        "Environment drifted from poetry.lock: 26 drifts (missing 1, extraneous 25); 12 locked packages checked."
+    )
+    assert "pkg24" in plain(drift_table(report(*many), verbosity=1))
+
+
+def test_deep_summary_and_verbosity() -> None:
+    deep = DeepSummary(
+        3, 40, 5 * 1024 * 1024, (UncheckedFile("a", "a-1.dist-info/RECORD", "no hash in RECORD"),)
+    )
+    quiet = plain(drift_table(report(deep=deep)))
+    assert "40 files (5.0 MiB) of 3 distributions" in quiet and "(-v lists them)" in quiet
+    assert "unchecked, no hash in RECORD: 1" in plain(drift_table(report(deep=deep), verbosity=1))
+    assert "a: a-1.dist-info/RECORD (no hash in RECORD)" in plain(drift_table(report(deep=deep), verbosity=2))
+
+
+def test_json_matches_schema() -> None:
+    validate = fastjsonschema.compile(json.loads(SCHEMA.read_text()))
+    data = json.loads(
+        drift_json(
+            report(
+                Drift(DriftKind.MODIFIED_FILE, "x", "sha256=a", "sha256=b", "fix", path="x/y.py"),
+                deep=DeepSummary(1, 1, 1),
+            )
+        )
+    )
+    validate(data)
+    assert data["schema_version"] == 1 and data["drift_count"] == 1 and data["ok"] is False
+
+
+def test_github_annotations_escape_workflow_command_syntax() -> None:
+    lines = github_annotations(
+        report(Drift(DriftKind.WRONG_SOURCE, "p", "index", "url https://h/p.whl?a=1%2C,x\nnext", "poetry sync"))
+    )
+    assert lines == [
+        "::error title=poetry-snapshot%3A Wrong sources::p: expected index,"
+        " found url https://h/p.whl?a=1%252C,x%0Anext. Fix: poetry sync"
+    ]
