@@ -9,15 +9,11 @@ from __future__ import annotations
 import csv
 import shutil
 import sys
-
 from pathlib import Path
-
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.timing import Table  # noqa: E402
-from benchmarks.timing import median_seconds  # noqa: E402
 from tests.distributions import WheelSpec  # noqa: E402
 from tests.distributions import build_wheel  # noqa: E402
 from tests.index import LocalIndex  # noqa: E402
@@ -25,6 +21,9 @@ from tests.projects import POETRY  # noqa: E402
 from tests.projects import Project  # noqa: E402
 from tests.projects import isolated_environ  # noqa: E402
 from tests.projects import pyproject  # noqa: E402
+
+from benchmarks.timing import Table  # noqa: E402
+from benchmarks.timing import median_seconds  # noqa: E402
 
 WORK = ROOT / "benchmarks" / ".work" / "check"
 RUNS = 7
@@ -40,7 +39,12 @@ def wheel_specs(count: int) -> list[WheelSpec]:
     for i in range(count):
         name = f"pkg{count}-{i:03d}"
         requires = [f"pkg{count}-{j:03d}>=1.0" for j in (i + 1, i + 2) if j < count]
-        modules = {f"{name.replace('-', '_')}/mod{m:02d}.py": (f"# {name} module {m}\n" + "x = 1\n" * 200).encode() for m in range(30)}
+        modules = {
+            f"{name.replace('-', '_')}/mod{m:02d}.py": (
+                f"# {name} module {m}\n" + "x = 1\n" * 200
+            ).encode()
+            for m in range(30)
+        }
         big = 40_000_000 if i % 20 == 7 else 4_000_000 if i % 10 == 3 else 0
         specs.append(WheelSpec(name, "1.0", requires=requires, files=modules, padding=big))
     return specs
@@ -95,20 +99,35 @@ def main() -> int:
         check = median_seconds(poetry("snapshot", "--check"), project.path, environ, RUNS)
         sync = median_seconds(poetry("sync", "--dry-run"), project.path, environ, RUNS)
         run_true = median_seconds(poetry("run", "true"), project.path, environ, RUNS)
-        table.add(f"{count} packages: --check", check, "poetry sync --dry-run", sync, target=0.7 if count == 15 else 0.6)
+        table.add(
+            f"{count} packages: --check",
+            check,
+            "poetry sync --dry-run",
+            sync,
+            target=0.7 if count == 15 else 0.6,
+        )
         table.add(f"{count} packages: --check", check, "poetry run true", run_true)
         if count == 200:
             files = record_files(project)
             size = sum(Path(f).stat().st_size for f in files)
-            deep = median_seconds(poetry("snapshot", "--check", "--deep"), project.path, environ, RUNS)
+            deep = median_seconds(
+                poetry("snapshot", "--check", "--deep"), project.path, environ, RUNS
+            )
             # sha256sum over exactly those files, fed on stdin in one process (xargs splits argv).
             listing = WORK / "deep-files.txt"
             listing.write_text("\0".join(files))
             sha = median_seconds(
-                ["sh", "-c", f"xargs -0 sha256sum < {listing} > /dev/null"], project.path, environ, RUNS
+                ["sh", "-c", f"xargs -0 sha256sum < {listing} > /dev/null"],
+                project.path,
+                environ,
+                RUNS,
             )
             table.add(
-                f"--deep: {len(files)} files, {size / 2**20:.0f} MiB", deep, "sha256sum, same files", sha, target=0.6
+                f"--deep: {len(files)} files, {size / 2**20:.0f} MiB",
+                deep,
+                "sha256sum, same files",
+                sha,
+                target=0.6,
             )
     table.print()
     return 0 if table.all_met() else 1

@@ -5,10 +5,12 @@ from __future__ import annotations
 import statistics
 import subprocess
 import time
-
 from dataclasses import dataclass
 from dataclasses import field
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def median_seconds(argv: list[str], cwd: Path, env: dict[str, str], runs: int) -> float:
@@ -16,10 +18,14 @@ def median_seconds(argv: list[str], cwd: Path, env: dict[str, str], runs: int) -
     times = []
     for attempt in range(runs + 1):
         start = time.perf_counter()
-        result = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        result = subprocess.run(
+            argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         elapsed = time.perf_counter() - start
         if result.returncode not in (0, 1):
-            raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stderr.decode()}")
+            raise RuntimeError(
+                f"{' '.join(argv)} failed ({result.returncode}):\n{result.stderr.decode()}"
+            )
         if attempt:
             times.append(elapsed)
     return statistics.median(times)
@@ -30,7 +36,14 @@ class Table:
     title: str
     rows: list[tuple[str, float, str, float, float | None]] = field(default_factory=list)
 
-    def add(self, subject: str, seconds: float, baseline: str, baseline_seconds: float, target: float | None = None) -> None:
+    def add(
+        self,
+        subject: str,
+        seconds: float,
+        baseline: str,
+        baseline_seconds: float,
+        target: float | None = None,
+    ) -> None:
         self.rows.append((subject, seconds, baseline, baseline_seconds, target))
 
     def all_met(self) -> bool:
@@ -42,5 +55,10 @@ class Table:
         print("|---|---:|---|---:|---:|---|")
         for subject, seconds, baseline, base, target in self.rows:
             ratio = seconds / base
-            verdict = "" if target is None else f"≤ {target:g}× {'met' if ratio <= target else 'NOT met'}"
-            print(f"| {subject} | {seconds:.3f} s | {baseline} | {base:.3f} s | {ratio:.2f}× | {verdict} |")
+            verdict = (
+                "" if target is None else f"≤ {target:g}× {'met' if ratio <= target else 'NOT met'}"
+            )
+            print(
+                f"| {subject} | {seconds:.3f} s | {baseline} | {base:.3f} s"
+                f" | {ratio:.2f}× | {verdict} |"
+            )

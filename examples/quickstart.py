@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Set everything up and run the example experiment from a snapshot: `python3 examples/quickstart.py`.
+"""Set everything up and run the example experiment from a snapshot.
+
+Usage: `python3 examples/quickstart.py`.
 
 Needs only Python 3.9+ and access to the package index. It creates `.venvs/quickstart` holding
 Poetry with this plugin (as `poetry self add poetry-snapshot` would), installs the example
@@ -11,9 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-
 from pathlib import Path
-
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "experiment"
@@ -25,7 +25,9 @@ from tests.run import ensure_venv  # noqa: E402  (the one venv bootstrap, shared
 def main() -> int:
     python = ensure_venv("quickstart", ["-e", "."])
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    env["POETRY_VIRTUALENVS_IN_PROJECT"] = "true"  # the example's env lives in examples/experiment/.venv
+    env["POETRY_VIRTUALENVS_IN_PROJECT"] = (
+        "true"  # the example's env lives in examples/experiment/.venv
+    )
     steps = [
         ["sync"],
         ["snapshot", "--check"],

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Callable
 
@@ -16,6 +15,9 @@ from tests.projects import isolated_environ
 from tests.projects import pyproject
 from tests.projects import write_package
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 # The packages every test index offers. Names say what they are for.
 STANDARD_WHEELS = [

@@ -7,7 +7,6 @@ import csv
 import hashlib
 import io
 import zipfile
-
 from dataclasses import dataclass
 from dataclasses import field
 from importlib import metadata

@@ -12,15 +12,16 @@ import html
 import re
 import threading
 import zipfile
-
 from functools import partial
 from http.server import SimpleHTTPRequestHandler
 from http.server import ThreadingHTTPServer
-from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from packaging.utils import canonicalize_name
 
+if TYPE_CHECKING:
+    from pathlib import Path
 
 _WHEEL = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-.*)?\.whl$")
 

@@ -7,13 +7,15 @@ import os
 import subprocess
 import sys
 import textwrap
-
 from dataclasses import dataclass
 from dataclasses import field
-from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 import tomlkit
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def isolated_environ(home: Path, cache: Path) -> dict[str, str]:
@@ -64,7 +66,11 @@ class Project:
     data: dict[str, Any] = field(default_factory=dict)
 
     def poetry(
-        self, *args: str, check: bool = True, env: dict[str, str] | None = None, cwd: Path | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [*POETRY, *args],
@@ -81,10 +87,14 @@ class Project:
             )
         return result
 
-    def check(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def check(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return self.poetry("snapshot", "--check", *args, check=False, env=env)
 
-    def check_json(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    def check_json(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, Any]]:
         result = self.check("--format", "json", *args, env=env)
         try:
             return result.returncode, json.loads(result.stdout)

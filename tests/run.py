@@ -15,9 +15,7 @@ import os
 import subprocess
 import sys
 import venv
-
 from pathlib import Path
-
 
 ROOT = Path(__file__).resolve().parents[1]
 VENVS = ROOT / ".venvs"
@@ -54,7 +52,9 @@ def main(argv: list[str]) -> int:
         ).stdout.strip()
         print(f"--- {version}: pytest {' '.join(argv)}", flush=True)
         env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-        result = subprocess.run([str(python), "-m", "pytest", "-n", "auto", *argv], cwd=ROOT, env=env)
+        result = subprocess.run(
+            [str(python), "-m", "pytest", "-n", "auto", *argv], cwd=ROOT, env=env
+        )
         status = status or result.returncode
     return status
 

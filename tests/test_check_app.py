@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 import pytest
-
 from cleo.testers.application_tester import ApplicationTester
 from poetry.console.application import Application
 
-from tests.conftest import MakeProject
-from tests.projects import Project
-
+if TYPE_CHECKING:
+    from tests.conftest import MakeProject
+    from tests.projects import Project
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,9 @@ def tester_for(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 
 
 def test_plugin_command_through_application_tester(make_project: MakeProject, tester_for) -> None:  # type: ignore[no-untyped-def]
-    project = make_project("apptest", ["alpha"], groups={"docs": {"optional": True, "dependencies": {"docsdep": "*"}}})
+    project = make_project(
+        "apptest", ["alpha"], groups={"docs": {"optional": True, "dependencies": {"docsdep": "*"}}}
+    )
     tester = tester_for(project)
 
     assert tester.execute("snapshot --check") == 0

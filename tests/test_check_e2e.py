@@ -6,14 +6,13 @@ import json
 import shutil
 import subprocess
 import sys
-
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 import fastjsonschema
 import pytest
 
-from tests.conftest import MakeProject
 from tests.index import LocalIndex
 from tests.projects import Project
 from tests.projects import isolated_environ
@@ -22,6 +21,8 @@ from tests.projects import pyproject
 from tests.projects import run
 from tests.projects import write_path_dependency
 
+if TYPE_CHECKING:
+    from tests.conftest import MakeProject
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +44,9 @@ def assert_clean(project: Project, *args: str) -> dict[str, Any]:
     return report
 
 
-def assert_drift(project: Project, expected: list[tuple[str, str | None]], *args: str) -> dict[str, Any]:
+def assert_drift(
+    project: Project, expected: list[tuple[str, str | None]], *args: str
+) -> dict[str, Any]:
     code, report = project.check_json(*args)
     validate_report(report)
     assert kinds(report) == expected, report
@@ -194,9 +197,13 @@ def test_extraneous_package_and_allow_extra(make_project: MakeProject) -> None:
     assert [d["package"] for d in report["tolerated"]] == ["stray"]
 
 
-def test_wrong_source_index_package_replaced_by_a_file(make_project: MakeProject, wheels: Path) -> None:
+def test_wrong_source_index_package_replaced_by_a_file(
+    make_project: MakeProject, wheels: Path
+) -> None:
     project = make_project("source", ["beta"])
-    project.pip("install", "--force-reinstall", "--no-deps", str(wheels / "beta-2.1-py3-none-any.whl"))
+    project.pip(
+        "install", "--force-reinstall", "--no-deps", str(wheels / "beta-2.1-py3-none-any.whl")
+    )
     report = assert_drift(project, [("wrong-source", "beta")])
     assert report["drifts"][0]["expected"] == "index local"
     assert report["drifts"][0]["found"].startswith("file ")
@@ -212,13 +219,23 @@ def test_wrong_source_path_dependency_from_another_directory(make_project: MakeP
         poetry_dependencies={"pathlib1": {"path": "libs/pathlib1", "develop": True}},
         before_lock=libs,
     )
-    project.edit({"tool": {"poetry": {"dependencies": {"pathlib1": {"path": "other/pathlib1", "develop": True}}}}})
+    project.edit(
+        {
+            "tool": {
+                "poetry": {
+                    "dependencies": {"pathlib1": {"path": "other/pathlib1", "develop": True}}
+                }
+            }
+        }
+    )
     project.poetry("lock")
     report = assert_drift(project, [("wrong-source", "pathlib1")])
     assert report["drifts"][0]["expected"].endswith("other/pathlib1 (editable)")
 
 
-def test_wrong_source_git_commit(make_project: MakeProject, tmp_path: Path, environ: dict[str, str]) -> None:
+def test_wrong_source_git_commit(
+    make_project: MakeProject, tmp_path: Path, environ: dict[str, str]
+) -> None:
     repo = write_path_dependency(tmp_path / "gitlib-repo", "gitlib")
     git = ["git", "-C", str(repo)]
     run([*git, "init", "-q", "-b", "main"], environ)
@@ -246,10 +263,19 @@ def test_editable_mismatch_of_a_path_dependency(make_project: MakeProject) -> No
         poetry_dependencies={"pathlib2": {"path": "libs/pathlib2", "develop": False}},
         before_lock=lambda root: write_path_dependency(root / "libs" / "pathlib2", "pathlib2"),
     )
-    project.edit({"tool": {"poetry": {"dependencies": {"pathlib2": {"path": "libs/pathlib2", "develop": True}}}}})
+    project.edit(
+        {
+            "tool": {
+                "poetry": {"dependencies": {"pathlib2": {"path": "libs/pathlib2", "develop": True}}}
+            }
+        }
+    )
     project.poetry("lock")
     report = assert_drift(project, [("editable-mismatch", "pathlib2")])
-    assert (report["drifts"][0]["expected"], report["drifts"][0]["found"]) == ("editable", "not editable")
+    assert (report["drifts"][0]["expected"], report["drifts"][0]["found"]) == (
+        "editable",
+        "not editable",
+    )
 
 
 def test_root_not_installed_and_no_root(make_project: MakeProject) -> None:
@@ -276,9 +302,7 @@ def test_deep_finds_modified_and_missing_files(make_project: MakeProject) -> Non
     (site / "alpha" / "__init__.py").unlink()
     # A plain --check does not read files; --deep does.
     assert_clean(project)
-    report = assert_drift(
-        project, [("modified-file", "beta"), ("missing-file", "alpha")], "--deep"
-    )
+    report = assert_drift(project, [("modified-file", "beta"), ("missing-file", "alpha")], "--deep")
     modified = report["drifts"][0]
     assert modified["path"] == "beta/__init__.py"
     assert modified["expected"].startswith("sha256=")
@@ -311,10 +335,15 @@ def test_several_kinds_are_grouped_in_the_table(make_project: MakeProject) -> No
     result = project.check()
     assert result.returncode == 1
     out = result.stdout
-    assert out.index("Missing packages (1)") < out.index("Wrong versions (1)") < out.index(
-        "Extraneous packages (1)"
+    assert (
+        out.index("Missing packages (1)")
+        < out.index("Wrong versions (1)")
+        < out.index("Extraneous packages (1)")
     )
-    assert "Environment drifted from poetry.lock: 3 drifts (missing 1, wrong-version 1, extraneous 1)" in out
+    assert (
+        "Environment drifted from poetry.lock: 3 drifts (missing 1, wrong-version 1, extraneous 1)"
+        in out
+    )
 
 
 def test_github_actions_annotations(make_project: MakeProject) -> None:
@@ -395,12 +424,17 @@ def test_usage_errors(make_project: MakeProject, args: list[str], message: str) 
     assert not project.venv.exists()
 
 
-def test_configuration_errors(make_project: MakeProject, tmp_path: Path, environ: dict[str, str]) -> None:
+def test_configuration_errors(
+    make_project: MakeProject, tmp_path: Path, environ: dict[str, str]
+) -> None:
     outside = tmp_path / "not-a-project"
     outside.mkdir()
     result = subprocess.run(
         [sys.executable, "-m", "poetry", "snapshot", "--check"],
-        cwd=outside, env=environ, capture_output=True, text=True,
+        cwd=outside,
+        env=environ,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2
     assert "could not find a pyproject.toml" in result.stderr

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-
 from packaging.utils import canonicalize_name
 from poetry.core.packages.package import Package
 from poetry.core.packages.project_package import ProjectPackage
@@ -22,9 +21,14 @@ from poetry_snapshot.environment import Interpreter
 from poetry_snapshot.lockstate import InstallSelection
 from poetry_snapshot.lockstate import install_flags
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 
 def index_package(name: str, version: str) -> Package:
-    return Package(name, version, source_type="legacy", source_url="https://i/simple", source_reference="corp")
+    return Package(
+        name, version, source_type="legacy", source_url="https://i/simple", source_reference="corp"
+    )
 
 
 def test_operations_map_to_kinds() -> None:
@@ -44,7 +48,9 @@ def test_operations_map_to_kinds() -> None:
         Uninstall(Package("stray", "3.0")),
         Uninstall(Package("docsdep", "1.0")),
     ]
-    drifts = operation_drifts(ops, "poetry sync --with docs", locked_names={"docsdep"}, installed={})
+    drifts = operation_drifts(
+        ops, "poetry sync --with docs", locked_names={"docsdep"}, installed={}
+    )
     assert [(d.kind, d.package, d.expected, d.found) for d in drifts] == [
         (DriftKind.MISSING, "absent", "1.0 from index corp", "not installed"),
         (DriftKind.WRONG_VERSION, "old", "2.0", "1.0"),
@@ -76,10 +82,16 @@ def test_editable_mismatch_poetry_2_0_reports_as_already_installed() -> None:
 def test_describe_source() -> None:
     assert describe_source(Package("a", "1")) == "index"
     git = Package(
-        "g", "1", source_type="git", source_url="https://x/g.git", source_resolved_reference="0123456789abcdef"
+        "g",
+        "1",
+        source_type="git",
+        source_url="https://x/g.git",
+        source_resolved_reference="0123456789abcdef",
     )
     assert describe_source(git) == "git https://x/g.git@0123456789ab"
-    sub = Package("s", "1", source_type="directory", source_url="/r", source_subdirectory="pkg", develop=True)
+    sub = Package(
+        "s", "1", source_type="directory", source_url="/r", source_subdirectory="pkg", develop=True
+    )
     assert describe_source(sub) == "directory /r#pkg (editable)"
 
 
@@ -96,7 +108,9 @@ def test_root_drifts(root: ProjectPackage, tmp_path: Path) -> None:
     editable = Package("demo", "1.2.0", source_type="directory", source_url=str(here), develop=True)
     assert root_drifts(root, here, [editable]) == []
     assert root_drifts(root, here, [])[0].kind is DriftKind.ROOT_NOT_INSTALLED
-    elsewhere = Package("demo", "1.2.0", source_type="directory", source_url="/other/demo", develop=True)
+    elsewhere = Package(
+        "demo", "1.2.0", source_type="directory", source_url="/other/demo", develop=True
+    )
     assert root_drifts(root, here, [elsewhere])[0].kind is DriftKind.ROOT_ELSEWHERE
     from_index = Package("demo", "1.2.0")
     assert root_drifts(root, here, [from_index])[0].kind is DriftKind.ROOT_ELSEWHERE
@@ -114,7 +128,11 @@ def test_interpreter_drift(root: ProjectPackage) -> None:
     assert interpreter_drift(root, inside) is None
     drift = interpreter_drift(root, outside)
     assert drift is not None
-    assert (drift.kind, drift.expected, drift.found) == (DriftKind.INTERPRETER, ">=3.9,<3.12", "3.12.0")
+    assert (drift.kind, drift.expected, drift.found) == (
+        DriftKind.INTERPRETER,
+        ">=3.9,<3.12",
+        "3.12.0",
+    )
 
 
 @pytest.mark.parametrize(

@@ -6,18 +6,22 @@ import base64
 import csv
 import hashlib
 import io
-
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from poetry_snapshot.record import InstalledDistribution
 from poetry_snapshot.record import check_records
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def install(site: Path, name: str, files: dict[str, bytes], extra_rows: list[list[str]] = ()) -> InstalledDistribution:  # type: ignore[assignment]
+def install(
+    site: Path, name: str, files: dict[str, bytes], extra_rows: list[list[str]] = ()
+) -> InstalledDistribution:  # type: ignore[assignment]
     dist_info = site / f"{name}-1.0.dist-info"
     dist_info.mkdir(parents=True)
     out = io.StringIO()
@@ -79,7 +83,12 @@ def test_unverifiable_entries_are_counted_not_drift(tmp_path: Path) -> None:
     check = check_records([dist, missing_record], tmp_path / "venv/bin", tmp_path / "venv")
     assert check.problems == ()
     reasons = sorted(u.reason for u in check.unchecked)
-    assert reasons == ["no RECORD", "no hash in RECORD", "no hash in RECORD", "unsupported hash 'whirlpool'"]
+    assert reasons == [
+        "no RECORD",
+        "no hash in RECORD",
+        "no hash in RECORD",
+        "unsupported hash 'whirlpool'",
+    ]
 
 
 def test_scripts_with_foreign_shebang_are_unchecked_own_shebang_checked(tmp_path: Path) -> None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import fastjsonschema
-
 from cleo.formatters.formatter import Formatter
 
 from poetry_snapshot.drift import DeepSummary
@@ -19,7 +17,6 @@ from poetry_snapshot.environment import Interpreter
 from poetry_snapshot.rendering import drift_json
 from poetry_snapshot.rendering import drift_table
 from poetry_snapshot.rendering import github_annotations
-
 
 SCHEMA = Path(__file__).parents[1] / "src/poetry_snapshot/schemas/drift-report.schema.json"
 
@@ -44,9 +41,18 @@ def plain(lines: list[str]) -> str:
 
 
 def test_table_groups_kinds_and_truncates_long_groups() -> None:
-    many = [Drift(DriftKind.EXTRANEOUS, f"pkg{i:02}", "absent", "1.0", "poetry sync") for i in range(25)]
-    text = plain(drift_table(report(Drift(DriftKind.MISSING, "a<b>", "1.0", "not installed", "poetry sync"), *many)))
-    assert "Missing packages (1)\n  a<b>  expected 1.0  found not installed\n  fix: poetry sync" in text
+    many = [
+        Drift(DriftKind.EXTRANEOUS, f"pkg{i:02}", "absent", "1.0", "poetry sync") for i in range(25)
+    ]
+    text = plain(
+        drift_table(
+            report(Drift(DriftKind.MISSING, "a<b>", "1.0", "not installed", "poetry sync"), *many)
+        )
+    )
+    assert (
+        "Missing packages (1)\n  a<b>  expected 1.0  found not installed\n  fix: poetry sync"
+        in text
+    )
     assert "Extraneous packages (25)" in text
     assert "... and 5 more (-v shows all)" in text
     assert text.endswith(
@@ -62,7 +68,9 @@ def test_deep_summary_and_verbosity() -> None:
     quiet = plain(drift_table(report(deep=deep)))
     assert "40 files (5.0 MiB) of 3 distributions" in quiet and "(-v lists them)" in quiet
     assert "unchecked, no hash in RECORD: 1" in plain(drift_table(report(deep=deep), verbosity=1))
-    assert "a: a-1.dist-info/RECORD (no hash in RECORD)" in plain(drift_table(report(deep=deep), verbosity=2))
+    assert "a: a-1.dist-info/RECORD (no hash in RECORD)" in plain(
+        drift_table(report(deep=deep), verbosity=2)
+    )
 
 
 def test_json_matches_schema() -> None:
@@ -81,7 +89,15 @@ def test_json_matches_schema() -> None:
 
 def test_github_annotations_escape_workflow_command_syntax() -> None:
     lines = github_annotations(
-        report(Drift(DriftKind.WRONG_SOURCE, "p", "index", "url https://h/p.whl?a=1%2C,x\nnext", "poetry sync"))
+        report(
+            Drift(
+                DriftKind.WRONG_SOURCE,
+                "p",
+                "index",
+                "url https://h/p.whl?a=1%2C,x\nnext",
+                "poetry sync",
+            )
+        )
     )
     assert lines == [
         "::error title=poetry-snapshot%3A Wrong sources::p: expected index,"

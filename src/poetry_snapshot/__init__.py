@@ -5,7 +5,6 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version
 
-
 try:
     __version__ = version("poetry-snapshot")
 except PackageNotFoundError:  # running from a source tree that was never installed

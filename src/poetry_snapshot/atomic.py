@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-
 from contextlib import contextmanager
-from pathlib import Path
+from contextlib import suppress
 from typing import IO
 from typing import TYPE_CHECKING
 
-
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 
 @contextmanager
@@ -32,10 +31,8 @@ def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from typing import Mapping
 
 from poetry_snapshot.errors import ConfigurationError
-
 
 TABLE = "tool.poetry-snapshot"
 

@@ -12,7 +12,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
-
+from typing import cast
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from poetry.core.packages.package import Package
     from poetry.core.packages.project_package import ProjectPackage
+    from poetry.installation.operations import Update
     from poetry.installation.operations.operation import Operation
 
     from poetry_snapshot.environment import Interpreter
@@ -196,9 +197,15 @@ def operation_drifts(
             # Poetry < 2.1's Transaction ignores the editable flag; later ones turn a mismatch
             # into an Update. Apply the later rule everywhere.
             found = installed.get(op.package.name)
-            if op.skip_reason == "Already installed" and found is not None:
-                if op.package.source_type in ("directory", "git") and found.develop != op.package.develop:
-                    drifts.append(_update_drift(found, op.package, sync_command))
+            if (
+                op.skip_reason == "Already installed"
+                and found is not None
+                and (
+                    op.package.source_type in ("directory", "git")
+                    and found.develop != op.package.develop
+                )
+            ):
+                drifts.append(_update_drift(found, op.package, sync_command))
             continue
         if op.job_type == "install":
             target = op.package
@@ -212,7 +219,10 @@ def operation_drifts(
                 )
             )
         elif op.job_type == "update":
-            drifts.append(_update_drift(op.initial_package, op.target_package, sync_command))
+            update = cast("Update", op)
+            drifts.append(
+                _update_drift(update.initial_package, update.target_package, sync_command)
+            )
         elif op.job_type == "uninstall":
             found = op.package
             expected = (
@@ -251,7 +261,11 @@ def _update_drift(installed: Package, target: Package, sync_command: str) -> Dri
             sync_command,
         )
     return Drift(
-        DriftKind.WRONG_SOURCE, name, describe_source(target), describe_source(installed), sync_command
+        DriftKind.WRONG_SOURCE,
+        name,
+        describe_source(target),
+        describe_source(installed),
+        sync_command,
     )
 
 
@@ -267,7 +281,9 @@ def root_drifts(
     fix = "poetry install --only-root"
     found = next((p for p in installed if p.name == root.name), None)
     if found is None:
-        return [Drift(DriftKind.ROOT_NOT_INSTALLED, root.pretty_name, "installed", "not installed", fix)]
+        return [
+            Drift(DriftKind.ROOT_NOT_INSTALLED, root.pretty_name, "installed", "not installed", fix)
+        ]
     here = project_dir.resolve()
     if found.source_type != "directory" or found.source_url is None:
         return [
@@ -291,7 +307,9 @@ def root_drifts(
         ]
     if not found.develop:
         # Poetry installs the project editable; a plain install is a frozen copy of old code.
-        return [Drift(DriftKind.EDITABLE_MISMATCH, root.pretty_name, "editable", "not editable", fix)]
+        return [
+            Drift(DriftKind.EDITABLE_MISMATCH, root.pretty_name, "editable", "not editable", fix)
+        ]
     if found.version != root.version:
         return [
             Drift(

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from poetry_snapshot.errors import EnvironmentInspectionError
 
-
 if TYPE_CHECKING:
     from poetry.poetry import Poetry
     from poetry.utils.env import Env

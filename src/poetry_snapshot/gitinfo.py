@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +74,9 @@ def _from_binary(git: str, root: Path) -> GitInfo | None:
         return None
     commit = _text(_git(git, root, "rev-parse", "--verify", "-q", "HEAD"))
     branch = _text(_git(git, root, "symbolic-ref", "-q", "--short", "HEAD"))
-    remote = _text(_git(git, root, "config", "--get", f"branch.{branch}.remote")) if branch else None
+    remote = (
+        _text(_git(git, root, "config", "--get", f"branch.{branch}.remote")) if branch else None
+    )
     url = _text(_git(git, root, "remote", "get-url", remote or "origin"))
     # "-- ." limits everything to the project's subtree of a larger repository.
     status = _git(git, root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", ".")
@@ -83,7 +84,10 @@ def _from_binary(git: str, root: Path) -> GitInfo | None:
     diff = b""
     if commit is not None:
         # --binary: the diff applies back exactly, binary files included.
-        diff = _git(git, root, "diff", "--binary", "--no-color", "--no-ext-diff", "HEAD", "--", ".") or b""
+        diff = (
+            _git(git, root, "diff", "--binary", "--no-color", "--no-ext-diff", "HEAD", "--", ".")
+            or b""
+        )
     for path in _untracked(status or b""):
         # An untracked file as a diff against nothing; `git diff --no-index` exits 1 on difference.
         result = subprocess.run(
@@ -114,17 +118,19 @@ def _from_dulwich(root: Path) -> GitInfo | None:
             commit: str | None = repo.head().decode("ascii")
         except KeyError:
             commit = None
-        ref = repo.refs.read_ref(b"HEAD") or b""
-        branch = ref[len(b"ref: refs/heads/") :].decode() if ref.startswith(b"ref: refs/heads/") else None
+        ref = repo.refs.read_ref(b"HEAD") or b""  # type: ignore[arg-type]  # Ref is bytes
+        branch = (
+            ref[len(b"ref: refs/heads/") :].decode()
+            if ref.startswith(b"ref: refs/heads/")
+            else None
+        )
         config = repo.get_config()
         try:
             url: str | None = config.get((b"remote", b"origin"), b"url").decode()
         except KeyError:
             url = None
         status = porcelain.status(repo)
-        dirty = bool(
-            any(status.staged.values()) or status.unstaged or status.untracked
-        )
+        dirty = bool(any(status.staged.values()) or status.unstaged or status.untracked)
     return GitInfo(commit, branch, strip_credentials(url) if url else None, dirty, None)
 
 

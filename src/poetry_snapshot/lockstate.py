@@ -18,7 +18,6 @@ from cleo.io.null_io import NullIO
 from poetry_snapshot.errors import ConfigurationError
 from poetry_snapshot.errors import UsageError
 
-
 if TYPE_CHECKING:
     from collections.abc import Collection
 
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
 
 
 class LockUnsolvable(ConfigurationError):
-    """Re-resolving against the locked packages failed (the lock lacks something pyproject needs)."""
+    """Re-resolving against the locked packages failed: the lock lacks what pyproject needs."""
 
 
 @dataclass(frozen=True)
@@ -133,10 +132,9 @@ def _resolved_transaction(
 ) -> Transaction:
     # Installer._do_install's re-resolve branch: a solver whose only repository is the lock.
     # load_deferred(False) keeps it from fetching VCS/URL/path dependencies: offline.
-    from poetry.repositories import RepositoryPool
-
     from poetry.puzzle.exceptions import SolverProblemError
     from poetry.puzzle.solver import Solver
+    from poetry.repositories import RepositoryPool
 
     locked = poetry.locker.locked_repository().packages
     root = poetry.package.with_dependency_groups(list(selection.groups), only=True)
@@ -178,7 +176,7 @@ def install_flags(
     flags: list[str] = []
     groups, defaults = set(selection.groups), set(default_groups)
     added, removed = sorted(groups - defaults), sorted(defaults - groups)
-    if added and removed or not groups:
+    if (added and removed) or not groups:
         flags.append(f"--only {','.join(sorted(groups))}" if groups else "--only-root")
     elif added:
         flags.append(f"--with {','.join(added)}")

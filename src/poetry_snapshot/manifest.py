@@ -15,22 +15,20 @@ import dataclasses
 import hashlib
 import json
 import os
-
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone
-from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
 from poetry_snapshot.atomic import atomic_writer
 from poetry_snapshot.copier import CopiedFile
 
-
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from collections.abc import Mapping
     from collections.abc import Sequence
+    from pathlib import Path
 
     from poetry_snapshot.drift import DriftReport
     from poetry_snapshot.gitinfo import GitInfo
@@ -182,7 +180,9 @@ class Manifest:
             "packages": [dataclasses.asdict(p) for p in self.packages],
             "git": None
             if self.git is None
-            else self.git.to_json(f"{METADATA_DIR}/{DIFF_NAME}" if self.git.diff is not None else None),
+            else self.git.to_json(
+                f"{METADATA_DIR}/{DIFF_NAME}" if self.git.diff is not None else None
+            ),
             "environment": dict(sorted(self.environment.items())),
             "copy": {
                 **dataclasses.asdict(self.copy),
@@ -238,9 +238,7 @@ def file_json(entry: CopiedFile) -> dict[str, Any]:
 
 
 def _file_from_json(data: Mapping[str, Any]) -> CopiedFile:
-    path = (
-        os.fsdecode(base64.b64decode(data["path_b64"])) if "path_b64" in data else data["path"]
-    )
+    path = os.fsdecode(base64.b64decode(data["path_b64"])) if "path_b64" in data else data["path"]
     ctime_ns, inode, device = data.get("stat") or (0, 0, 0)
     return CopiedFile(
         path=path,

@@ -8,7 +8,6 @@ from poetry.plugins.application_plugin import ApplicationPlugin
 
 from poetry_snapshot.commands.snapshot import SnapshotCommand
 
-
 if TYPE_CHECKING:
     from poetry.console.commands.command import Command
 

@@ -16,19 +16,17 @@ import base64
 import csv
 import hashlib
 import os
-
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from poetry_snapshot.drift import UncheckedFile
-
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from collections.abc import Iterator
     from collections.abc import Sequence
+    from pathlib import Path
 
 _SMALL_FILE = 1 << 20  # read in one call below this size
 _CHUNK = 1 << 20
@@ -105,7 +103,9 @@ def check_records(
                     continue
                 if state == "missing":
                     problems.append(
-                        FileProblem(entry.package, entry.record_path, "missing", _expect(entry), "missing")
+                        FileProblem(
+                            entry.package, entry.record_path, "missing", _expect(entry), "missing"
+                        )
                     )
                 elif entry.path.startswith(scripts) and _foreign_shebang(head, own_shebang):
                     # Installers write the env's interpreter into `#!` and hash the result;
@@ -115,7 +115,9 @@ def check_records(
                     )
                 else:
                     problems.append(
-                        FileProblem(entry.package, entry.record_path, "modified", _expect(entry), found)
+                        FileProblem(
+                            entry.package, entry.record_path, "modified", _expect(entry), found
+                        )
                     )
     problems.sort(key=lambda p: (p.package, p.path))
     return RecordCheck(count, len(entries), hashed, tuple(problems), tuple(unchecked))

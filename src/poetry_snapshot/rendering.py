@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-
 from itertools import groupby
 from typing import TYPE_CHECKING
 
 from cleo.formatters.formatter import Formatter
-
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -59,7 +57,10 @@ def summary_line(report: DriftReport) -> str:
         counts[drift.kind.value] = counts.get(drift.kind.value, 0) + 1
     detail = ", ".join(f"{kind} {n}" for kind, n in counts.items())
     noun = "drift" if len(report.drifts) == 1 else "drifts"
-    return f"<error>Environment drifted from poetry.lock</>: {len(report.drifts)} {noun} ({detail}); {scope} checked."
+    return (
+        f"<error>Environment drifted from poetry.lock</>: {len(report.drifts)} {noun}"
+        f" ({detail}); {scope} checked."
+    )
 
 
 def drift_json(report: DriftReport) -> str:
@@ -121,9 +122,7 @@ def _deep_lines(report: DriftReport, verbosity: int) -> list[str]:
             reasons[entry.reason] = reasons.get(entry.reason, 0) + 1
         lines.extend(f"  unchecked, {_e(reason)}: {n}" for reason, n in sorted(reasons.items()))
     if verbosity >= 2:
-        lines.extend(
-            f"    {_e(e.package)}: {_e(e.path)} ({_e(e.reason)})" for e in deep.unchecked
-        )
+        lines.extend(f"    {_e(e.package)}: {_e(e.path)} ({_e(e.reason)})" for e in deep.unchecked)
     return lines
 
 
@@ -165,7 +164,8 @@ def selection_summary(selection: Selection, base_dir: Path) -> list[str]:
         lines.append("")
         lines.append("Largest directories:")
         lines.extend(
-            f"  {_size(size):>10}  {files:>7} files  {_e(path)}" for path, size, files in directories
+            f"  {_size(size):>10}  {files:>7} files  {_e(path)}"
+            for path, size, files in directories
         )
     if selection.skipped:
         lines.append("")
@@ -176,8 +176,8 @@ def selection_summary(selection: Selection, base_dir: Path) -> list[str]:
 
 def selection_too_big(selection: Selection) -> list[str]:
     lines = [
-        f"<warning>The snapshot selects {selection.file_count} files, {_size(selection.total_bytes)};"
-        " the biggest contributors:</>"
+        f"<warning>The snapshot selects {selection.file_count} files,"
+        f" {_size(selection.total_bytes)}; the biggest contributors:</>"
     ]
     lines.extend(
         f"<warning>  {_size(size):>10}  {files:>7} files  {_e(path)}</>"
@@ -188,7 +188,9 @@ def selection_too_big(selection: Selection) -> list[str]:
 
 
 def snapshot_line(snapshot_id: str, path: Path, copy: CopySummary) -> str:
-    linked = f", {copy.files_linked} hard-linked from {copy.linked_from}" if copy.files_linked else ""
+    linked = (
+        f", {copy.files_linked} hard-linked from {copy.linked_from}" if copy.files_linked else ""
+    )
     return (
         f"Snapshot <c1>{_e(snapshot_id)}</>: {copy.files} files, {_size(copy.bytes)}{linked}"
         f" in <c1>{_e(str(path))}</>"

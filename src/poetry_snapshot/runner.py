@@ -14,18 +14,17 @@ not sent a second time. The command's exit code passes through; death by signal 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
-
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
 from poetry_snapshot.errors import SnapshotError
-
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -35,7 +34,8 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
 FORWARDED_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2")
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2")
     if hasattr(signal, name)
 )
 
@@ -81,10 +81,8 @@ def run_command(argv: Sequence[str], cwd: Path, environ: Mapping[str, str]) -> O
     def forward(signum: int, frame: Any) -> None:
         if signum == signal.SIGINT and _foreground_of_a_terminal():
             return  # the terminal delivered it to the command already
-        try:
+        with contextlib.suppress(ProcessLookupError):
             process.send_signal(signum)
-        except ProcessLookupError:
-            pass
 
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
     try:
@@ -125,7 +123,8 @@ def _not_found(command: str) -> CommandNotRunnable:
 
 def _not_executable(command: str) -> CommandNotRunnable:
     error = CommandNotRunnable(
-        f"Command is not executable: {command}.", f"Run `chmod +x {command}` or call it via its interpreter."
+        f"Command is not executable: {command}.",
+        f"Run `chmod +x {command}` or call it via its interpreter.",
     )
     error.exit_code = 126
     return error

@@ -11,15 +11,12 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Callable
 
 from poetry_snapshot import __version__
-from poetry_snapshot.drift import DriftReport
 from poetry_snapshot.environment import Interpreter
 from poetry_snapshot.environment import find_project_env
 from poetry_snapshot.errors import SnapshotError
@@ -43,16 +40,16 @@ from poetry_snapshot.selection import select
 from poetry_snapshot.store import SnapshotStore
 from poetry_snapshot.store import new_snapshot_id
 
-
 if TYPE_CHECKING:
-    from collections.abc import Mapping
     from collections.abc import Sequence
+    from pathlib import Path
 
     from poetry.core.packages.package import Package
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
     from poetry_snapshot.copier import CopyResult
+    from poetry_snapshot.drift import DriftReport
     from poetry_snapshot.gitinfo import GitInfo
     from poetry_snapshot.runner import Outcome
     from poetry_snapshot.verification import CheckRequest
@@ -168,7 +165,9 @@ def take(
     if request.link:
         previous = store.latest()
         if previous is not None:
-            created_at = datetime.fromisoformat(read_header(previous.path)["created"].replace("Z", "+00:00"))
+            created_at = datetime.fromisoformat(
+                read_header(previous.path)["created"].replace("Z", "+00:00")
+            )
             link_base = LinkBase(
                 root=previous.path,
                 files=read_files(previous.path),
@@ -285,7 +284,11 @@ def _manifest(
             source_dir=str(project_dir),
             relative_cwd=_relative_cwd(cwd, project_dir),
         ),
-        tools={"poetry": poetry_version, "poetry-core": core_version, "poetry-snapshot": __version__},
+        tools={
+            "poetry": poetry_version,
+            "poetry-core": core_version,
+            "poetry-snapshot": __version__,
+        },
         interpreter=InterpreterInfo(
             version=interpreter.version,
             implementation=interpreter.implementation,

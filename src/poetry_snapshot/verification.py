@@ -6,8 +6,8 @@ Reads, never writes: no virtualenv is created, nothing is installed, no network 
 
 from __future__ import annotations
 
+import functools
 import os
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +26,6 @@ from poetry_snapshot.environment import Interpreter
 from poetry_snapshot.environment import find_project_env
 from poetry_snapshot.record import InstalledDistribution
 from poetry_snapshot.record import check_records
-
 
 if TYPE_CHECKING:
     from poetry.core.packages.package import Package
@@ -82,13 +81,14 @@ def inspect(poetry: Poetry, request: CheckRequest) -> Inspection:
                 "poetry lock",
             )
         )
-    base = {
-        "project": root.pretty_name,
-        "project_dir": str(poetry.pyproject_path.parent),
-        "lock_file": str(locker.lock),
-        "groups": tuple(sorted(selection.groups)),
-        "extras": tuple(sorted(selection.extras)),
-    }
+    make_report = functools.partial(
+        DriftReport,
+        project=root.pretty_name,
+        project_dir=str(poetry.pyproject_path.parent),
+        lock_file=str(locker.lock),
+        groups=tuple(sorted(selection.groups)),
+        extras=tuple(sorted(selection.extras)),
+    )
     env = find_project_env(poetry)
     if env is None:
         drifts.append(
@@ -100,8 +100,8 @@ def inspect(poetry: Poetry, request: CheckRequest) -> Inspection:
                 sync,
             )
         )
-        report = DriftReport(
-            environment=None, interpreter=None, packages_checked=0, drifts=tuple(drifts), **base
+        report = make_report(
+            environment=None, interpreter=None, packages_checked=0, drifts=tuple(drifts)
         )
         return Inspection(report, None, ())
 
@@ -117,13 +117,15 @@ def inspect(poetry: Poetry, request: CheckRequest) -> Inspection:
             raise
         # With installer.re-resolve (Poetry 2.0's default) a stale lock may not even solve:
         # `poetry sync` would refuse too. The stale lock is the drift to fix first.
-        report = DriftReport(
-            environment=str(env.path), interpreter=interpreter, packages_checked=0,
-            drifts=tuple(drifts), **base,
+        report = make_report(
+            environment=str(env.path),
+            interpreter=interpreter,
+            packages_checked=0,
+            drifts=tuple(drifts),
         )
         return Inspection(report, env, ())
     locked_names = {canonicalize_name(p["name"]) for p in locker.lock_data.get("package", [])}
-    installed = {package.name: package for package in plan.installed}
+    installed: dict[str, Package] = {package.name: package for package in plan.installed}
     found = operation_drifts(plan.operations, sync, locked_names, installed)
     tolerated = [d for d in found if request.allow_extra and d.kind is DriftKind.EXTRANEOUS]
     drifts.extend(d for d in found if d not in tolerated)
@@ -137,14 +139,13 @@ def inspect(poetry: Poetry, request: CheckRequest) -> Inspection:
         deep = DeepSummary(check.distributions, check.files, check.bytes, check.unchecked)
 
     drifts.sort(key=lambda d: (list(DriftKind).index(d.kind), d.package or "", d.path or ""))
-    report = DriftReport(
+    report = make_report(
         environment=str(env.path),
         interpreter=interpreter,
         packages_checked=_relevant_count(plan),
         drifts=tuple(drifts),
         tolerated=tuple(tolerated),
         deep=deep,
-        **base,
     )
     return Inspection(report, env, plan.installed)
 

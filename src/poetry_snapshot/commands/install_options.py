@@ -16,7 +16,6 @@ from poetry_snapshot.errors import SnapshotError
 from poetry_snapshot.errors import UsageError
 from poetry_snapshot.lockstate import InstallSelection
 
-
 if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
     from poetry.poetry import Poetry

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import ClassVar
@@ -17,11 +16,11 @@ from cleo.io.outputs.output import Verbosity
 from poetry_snapshot.commands.install_options import InstallOptionsCommand
 from poetry_snapshot.errors import UsageError
 
-
 if TYPE_CHECKING:
     from cleo.ui.progress_bar import ProgressBar
 
     from poetry_snapshot.drift import DriftReport
+    from poetry_snapshot.verification import CheckRequest
 
 
 class SnapshotCommand(InstallOptionsCommand):
@@ -34,7 +33,7 @@ class SnapshotCommand(InstallOptionsCommand):
     arguments: ClassVar = [
         argument(
             "cmd",
-            "The command to run from the snapshot, after --. Without it, print the snapshot's path.",
+            "The command to run from the snapshot, after --. Without one, print the path.",
             optional=True,
             multiple=True,
         )
@@ -45,13 +44,27 @@ class SnapshotCommand(InstallOptionsCommand):
         option("allow-extra", None, "Tolerate installed packages that the lock does not select."),
         option("format", None, "Output format of --check: text or json.", flag=False),
         option("allow-drift", None, "Snapshot even if the environment drifted; record the drift."),
-        option("no-verify", None, "Do not verify the environment; record that it was not verified."),
+        option(
+            "no-verify", None, "Do not verify the environment; record that it was not verified."
+        ),
         option("dry-run", None, "Show what would be copied; write nothing."),
         option("base-dir", None, "Where snapshots are stored.", flag=False),
         option("id", None, "The snapshot's id (letters, digits, '._-').", flag=False),
         option("replace", None, "Replace an existing snapshot with this --id."),
-        option("include", None, "Copy paths git or the defaults ignore (gitignore syntax).", flag=False, multiple=True),
-        option("exclude", None, "Do not copy these paths (gitignore syntax).", flag=False, multiple=True),
+        option(
+            "include",
+            None,
+            "Copy paths git or the defaults ignore (gitignore syntax).",
+            flag=False,
+            multiple=True,
+        ),
+        option(
+            "exclude",
+            None,
+            "Do not copy these paths (gitignore syntax).",
+            flag=False,
+            multiple=True,
+        ),
         option("link", None, "Hard-link files unchanged since the previous snapshot (read-only)."),
         option("no-link", None, "Copy every file even if [tool.poetry-snapshot] sets link = true."),
         *InstallOptionsCommand.install_options,
@@ -59,9 +72,10 @@ class SnapshotCommand(InstallOptionsCommand):
 
     help = """\
 <info>poetry snapshot -- python train.py</info> verifies that the environment matches
-<comment>poetry.lock</comment>, copies the project (git's view of it) to a new snapshot directory,
-records everything needed to reproduce the run in <comment>.snapshot/manifest.json</comment>, runs the
-command there inside the project's environment, and exits with the command's exit code.
+<comment>poetry.lock</comment>, copies the project (git's view of it) to a new snapshot
+directory, records everything needed to reproduce the run in
+<comment>.snapshot/manifest.json</comment>, runs the command there inside the project's
+environment, and exits with the command's exit code.
 
 <info>poetry snapshot</info> without a command creates the snapshot and prints only its path:
   <comment>sbatch --chdir "$(poetry snapshot)" job.sh</comment>
@@ -90,7 +104,9 @@ Put the command after <comment>--</comment> so that its options are not read as 
         report = verify(self.load_poetry(), self._check_request())
 
         annotations = (
-            rendering.github_annotations(report) if os.environ.get("GITHUB_ACTIONS") == "true" else []
+            rendering.github_annotations(report)
+            if os.environ.get("GITHUB_ACTIONS") == "true"
+            else []
         )
         if fmt == "json":
             # Raw: JSON must reach stdout byte for byte, even with -q.
@@ -158,7 +174,9 @@ Put the command after <comment>--</comment> so that its options are not read as 
         report = planned.verification.report
         if report is not None and not report.ok:
             self._report_drift(report)
-            self.line_error("<warning>Snapshotting anyway (--allow-drift); the drift is recorded.</>")
+            self.line_error(
+                "<warning>Snapshotting anyway (--allow-drift); the drift is recorded.</>"
+            )
         selection = planned.selection
         for warning in selection.warnings:
             self.line_error(f"<warning>{self._escape(warning)}</>")
@@ -182,7 +200,7 @@ Put the command after <comment>--</comment> so that its options are not read as 
         outcome = snapshot.run(poetry, snap, planned, argv)
         return outcome.exit_code
 
-    def _check_request(self):  # type: ignore[no-untyped-def]
+    def _check_request(self) -> CheckRequest:
         from poetry_snapshot.verification import CheckRequest
 
         return CheckRequest(
@@ -227,7 +245,7 @@ class _CopyProgress:
         self._started = time.monotonic()
         self._bar: ProgressBar | None = None
         io = command.io
-        self._enabled = io.error_output.is_decorated() and not io.is_quiet()
+        self._enabled = io.error_output.is_decorated() and not io.output.is_quiet()
 
     def update(self, done: int, total: int) -> None:
         if not self._enabled:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 
 
-def make_data(seed: int, n: int = 200, slope: float = 2.5, intercept: float = -1.0) -> tuple[list[float], list[float]]:
+def make_data(
+    seed: int, n: int = 200, slope: float = 2.5, intercept: float = -1.0
+) -> tuple[list[float], list[float]]:
     rng = random.Random(seed)
     xs = [rng.uniform(0.0, 10.0) for _ in range(n)]
     ys = [slope * x + intercept + rng.gauss(0.0, 0.5) for x in xs]
