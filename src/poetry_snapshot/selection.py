@@ -528,6 +528,8 @@ def _list_with_dulwich(
 
     try:
         repo = Repo(os.fsdecode(top))
+        if not Path(repo.controldir()).is_dir():  # a .git file pointing nowhere
+            raise NotGitRepository(f"no repository at {repo.controldir()}")
     except (NotGitRepository, OSError) as e:
         raise SelectionError(
             f"Cannot read the git repository at {_display(top)}: {e}.",
@@ -762,10 +764,13 @@ def _is_repository(directory: bytes) -> bool:
 
 
 def _work_tree_of(directory: bytes) -> bytes | None:
-    """The nearest directory at or above `directory` holding a `.git`, as git discovers it."""
+    """The nearest directory at or above `directory` holding a repository, as git discovers it:
+    a `.git` file counts even when it is broken (git then fails, and so do we), a `.git`
+    directory only when it is a repository."""
     current = directory
     while True:
-        if os.path.lexists(current + b"/.git"):
+        dotgit = current + b"/.git"
+        if _has(dotgit, stat.S_ISREG) or _is_repository(current):
             return current
         if current == b"/":
             return None
@@ -899,8 +904,8 @@ class _Collector:
         for excluded in sorted(rules.excluded):
             if os.path.lexists(self.root_b + b"/" + excluded):
                 reserved = excluded == RESERVED_NAME.encode()
-                reason = "reserved for snapshot metadata" if reserved else "directory"
-                self.skipped.append(SkippedEntry(os.fsdecode(excluded), f"excluded {reason}"))
+                reason = "reserved for snapshot metadata" if reserved else "excluded directory"
+                self.skipped.append(SkippedEntry(os.fsdecode(excluded), reason))
                 if reserved:
                     self.warnings.append(
                         f"{RESERVED_NAME} at the project root is not copied: the snapshot keeps"
