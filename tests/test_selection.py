@@ -502,6 +502,19 @@ def test_excluded_dirs_are_never_entered(project: Path, backend: str) -> None:
     assert "snapshots/abc/main.py" in paths(select(project, outside, git=backend))
 
 
+@pytest.mark.parametrize("backend", [*GIT_BACKENDS, "off"])
+def test_a_symlink_to_an_excluded_directory_is_excluded_too(
+    project: Path, tmp_path: Path, backend: str
+) -> None:
+    init(project)
+    write(project, "main.py")
+    write(tmp_path, "scratch/snapshots/abc/main.py")
+    (project / "snapshots").symlink_to(tmp_path / "scratch/snapshots")
+    rules = SelectionRules(excluded_dirs=(project / "snapshots",))
+    selection = select(project, rules, git=backend)
+    assert paths(selection) == ["main.py"] and selection.warnings == ()
+
+
 def test_excluding_the_project_itself_is_an_error(project: Path) -> None:
     with pytest.raises(SelectionError, match="is the project"):
         select(project, SelectionRules(excluded_dirs=(project,)))
@@ -722,7 +735,7 @@ def shared_tmp() -> Iterator[Path]:
     shutil.rmtree(path)
 
 
-def select_unprivileged(root: Path, backend: str, *include: str) -> str:
+def select_unprivileged(root: Path, backend: str, rules: SelectionRules | None = None) -> str:
     """select() where an unreadable directory really is unreadable: under root, in a forked
     child that became nobody. Forked rather than exec'ed: the interpreter may live where
     nobody cannot reach it, so everything the child needs is imported before it forks."""
@@ -742,7 +755,7 @@ def select_unprivileged(root: Path, backend: str, *include: str) -> str:
                 os.setuid(65534)
             os.environ.update(HOME=str(root.parent), XDG_CONFIG_HOME=str(root.parent))
             try:
-                found = select(root, SelectionRules(include=include), git=backend)
+                found = select(root, rules or SelectionRules(), git=backend)
                 message = f"OK {paths(found)} {list(found.warnings)}"
             except SelectionError as e:
                 message = f"ERROR {e}"
@@ -773,6 +786,17 @@ def test_unreadable_directory_is_one_clear_error(shared_tmp: Path, backend: str)
 
 
 @pytest.mark.parametrize("backend", [*GIT_BACKENDS, "off"])
+def test_excluded_directories_are_not_even_read(shared_tmp: Path, backend: str) -> None:
+    root = shared_tmp / "project"
+    init(root)
+    write(root, "main.py")
+    write(root, "snapshots/locked/x.py")
+    (root / "snapshots/locked").chmod(0)
+    rules = SelectionRules(excluded_dirs=(Path("snapshots"),))
+    assert select_unprivileged(root, backend, rules) == "OK ['main.py'] []"
+
+
+@pytest.mark.parametrize("backend", [*GIT_BACKENDS, "off"])
 def test_unreadable_ignored_directory_is_fine(shared_tmp: Path, backend: str) -> None:
     root = shared_tmp / "project"
     init(root)
@@ -782,7 +806,7 @@ def test_unreadable_ignored_directory_is_fine(shared_tmp: Path, backend: str) ->
     (root / ".tox/volume").chmod(0)
     assert select_unprivileged(root, backend) == "OK ['.gitignore', 'main.py'] []"
     # Looking for include matches in an unreadable ignored directory is a warning, not an error.
-    assert select_unprivileged(root, backend, "*.py") == (
+    assert select_unprivileged(root, backend, SelectionRules(include=("*.py",))) == (
         "OK ['.gitignore', 'main.py'] ['.tox/volume/: not searched for include patterns"
         " (Permission denied)']"
     )

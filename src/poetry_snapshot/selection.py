@@ -110,7 +110,8 @@ class SkippedEntry:
 class SelectionRules:
     include: tuple[str, ...] = ()  # gitignore syntax: bring back files the base left out
     exclude: tuple[str, ...] = ()  # gitignore syntax: remove files; wins over include
-    excluded_dirs: tuple[Path, ...] = ()  # never entered (the snapshot base dir when inside)
+    # Never entered: absolute, or relative to the root (the snapshot base dir when inside).
+    excluded_dirs: tuple[Path, ...] = ()
 
 
 _NO_RULES = SelectionRules()
@@ -163,10 +164,14 @@ class Selection:
 
 
 def select(root: Path, rules: SelectionRules = _NO_RULES, *, git: str = "auto") -> Selection:
-    """Decide which files under `root` a snapshot holds.
+    """Decide which files under `root` a snapshot holds; reads the tree, changes nothing.
 
-    git: "auto" (the git binary in a work tree when it is on PATH, else dulwich; outside a work
-    tree the filesystem rules), "binary", "dulwich", or "off" (filesystem rules everywhere).
+    git: "auto" (in a work tree the git binary when it is on PATH, else dulwich; outside one
+    the filesystem rules), "binary" or "dulwich" (that backend in a work tree, the filesystem
+    rules outside), or "off" (the filesystem rules everywhere). `root` may lie below the top of
+    its work tree; paths are then relative to `root` and only files under it are selected.
+    Selection.root is `root` resolved. Raises SelectionError for what the user must fix: an
+    unreadable directory, a repository git cannot read, an invalid pattern.
     """
     if git not in GIT_MODES:
         raise ValueError(f"git must be one of {', '.join(GIT_MODES)}, not {git!r}")
@@ -220,16 +225,22 @@ class _CompiledRules:
     @classmethod
     def of(cls, root_b: bytes, rules: SelectionRules) -> _CompiledRules:
         excluded = {RESERVED_NAME.encode()}
+        root = os.fsdecode(root_b)
         for directory in rules.excluded_dirs:
-            absolute = os.path.realpath(Path(os.fsdecode(root_b), directory))
-            relative = os.path.relpath(absolute, os.fsdecode(root_b))
-            if relative == ".":
-                raise SelectionError(
-                    f"Cannot select files: the excluded directory {directory} is the project.",
-                    "Keep snapshots outside the project, or in a directory inside it.",
-                )
-            if not relative.startswith(".." + os.sep) and relative != "..":
-                excluded.add(os.fsencode(relative).replace(os.sep.encode(), b"/"))
+            given = Path(root, directory)
+            # Resolved, and as written: a symlink inside the project that leads to the base
+            # directory is an entry of its own and must not be copied into every snapshot.
+            for relative in {
+                os.path.relpath(os.path.realpath(given), root),
+                os.path.relpath(os.path.realpath(given.parent) + os.sep + given.name, root),
+            }:
+                if relative == ".":
+                    raise SelectionError(
+                        f"Cannot select files: the excluded directory {directory} is the project.",
+                        "Keep snapshots outside the project, or in a directory inside it.",
+                    )
+                if relative != ".." and not relative.startswith(".." + os.sep):
+                    excluded.add(os.fsencode(relative).replace(os.sep.encode(), b"/"))
         return cls(
             root_b,
             frozenset(excluded),
