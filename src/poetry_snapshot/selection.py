@@ -163,6 +163,13 @@ class Selection:
         return self.total_bytes > TOO_BIG_BYTES or self.file_count > TOO_BIG_FILES
 
 
+def _exact_dulwich() -> bool:
+    """Whether dulwich matches ignore patterns exactly as git does (1.2.15 and later)."""
+    from dulwich.ignore import Pattern
+
+    return hasattr(Pattern, "matches")
+
+
 def select(root: Path, rules: SelectionRules = _NO_RULES, *, git: str = "auto") -> Selection:
     """Decide which files under `root` a snapshot holds; reads the tree, changes nothing.
 
@@ -274,7 +281,9 @@ class _PatternFile:
     runs on the name alone and never backtracks over the directories.
     """
 
-    def __init__(self, lines: Iterable[bytes], *, ignorecase: bool, strict: bool) -> None:
+    def __init__(self, lines: Iterable[bytes], *, ignorecase: bool, strict: str | None) -> None:
+        """strict names the user's rule list ("include") whose bad patterns are errors; a bad
+        line of an ignore file is skipped, as git skips it."""
         from dulwich.ignore import Pattern
 
         self.patterns: list[Pattern] = []
@@ -284,36 +293,46 @@ class _PatternFile:
             except Exception as e:  # dulwich's MalformedPattern (re.error in older releases)
                 if strict:
                     raise SelectionError(
-                        f"Invalid pattern {os.fsdecode(line)!r}: {e}.",
+                        f"Invalid {strict} pattern {os.fsdecode(line)!r}: {e}.",
                         "Patterns use .gitignore syntax.",
                     ) from None
-                # git ignores a line it cannot parse, and so do we.
-        self._file_patterns = [p for p in self.patterns if not _directory_only(p)]
         flags = re.IGNORECASE if ignorecase else 0
-        self._file_check = _Prefilter(self._file_patterns, flags)
+        exact = _exact_dulwich()
+        rules = [(p, p.matches if exact else _name_matcher(p, flags)) for p in self.patterns]
+        self._for_dirs = rules[::-1]  # the last matching pattern decides: scan from the end
+        self._for_files = [(p, m) for p, m in self._for_dirs if not _directory_only(p)]
         self._dir_check = _Prefilter(self.patterns, flags)
-        # dulwich >= 1.2 matches a name plus an is-dir flag exactly as git does (`dir/**`
-        # names no directory of its own); older releases only have match() on slashed paths.
-        self._matches = (
-            _matches_by_flag if hasattr(Pattern, "matches") else _matches_by_trailing_slash
-        )
+        self._file_check = _Prefilter([p for p, _ in self._for_files], flags)
 
     def last_match(self, rel: bytes, is_dir: bool) -> Pattern | None:
         """The last pattern deciding `rel` (relative to this file's directory), if any."""
         if not (self._dir_check if is_dir else self._file_check).may_match(rel):
             return None
-        for pattern in reversed(self.patterns if is_dir else self._file_patterns):
-            if self._matches(pattern, rel, is_dir):
+        for pattern, matches in self._for_dirs if is_dir else self._for_files:
+            if matches(rel, is_dir):
                 return pattern
         return None
 
 
-def _matches_by_flag(pattern: Pattern, rel: bytes, is_dir: bool) -> bool:
-    return pattern.matches(rel, is_dir)
+def _name_matcher(pattern: Pattern, flags: int) -> Callable[[bytes, bool], bool]:
+    """Pattern.matches for dulwich before 1.2.15, from that release's own translate().
 
+    Matching the name without a trailing slash and checking `dir/` patterns against the is-dir
+    flag is what git does; these releases' match() on "dir/" would let `dir/**` name `dir`.
+    """
+    from dulwich.ignore import translate
 
-def _matches_by_trailing_slash(pattern: Pattern, rel: bytes, is_dir: bool) -> bool:
-    return pattern.match(rel + b"/" if is_dir else rel)
+    text = _pattern_text(pattern)
+    body = text.rstrip(b"/")
+    directory_only = text.endswith(b"/")
+    regex = re.compile(translate(body), flags) if body else None
+
+    def matches(rel: bytes, is_dir: bool) -> bool:
+        if regex is None or (directory_only and not is_dir):
+            return False
+        return regex.match(rel) is not None
+
+    return matches
 
 
 def _pattern_text(pattern: Pattern) -> bytes:
@@ -363,13 +382,12 @@ class _RuleSet:
     cached, so checking 100,000 files costs one pattern check per file and per directory.
     """
 
-    def __init__(self, patterns: tuple[str, ...], what: str) -> None:
+    def __init__(self, patterns: tuple[str, ...], what: str) -> None:  # what: include, exclude
         from dulwich.ignore import read_ignore_patterns
 
         # Parsed as lines of a .gitignore: comments, blank lines and trailing spaces alike.
         text = io.BytesIO(b"\n".join(os.fsencode(p) for p in patterns))
-        self.what = what
-        self._file = _PatternFile(read_ignore_patterns(text), ignorecase=False, strict=True)
+        self._file = _PatternFile(read_ignore_patterns(text), ignorecase=False, strict=what)
         self._dirs: dict[bytes, bool] = {b"": False}
 
     def covers_dir(self, rel: bytes) -> bool:
@@ -552,6 +570,14 @@ def _list_with_dulwich(
         ignores = _RepositoryIgnores(top, repo, config)
     finally:
         repo.close()
+    if not _exact_dulwich():
+        import dulwich
+
+        version = ".".join(str(part) for part in dulwich.__version__)
+        collector.warnings.append(
+            f"dulwich {version} predates git-exact ignore matching (1.2.15): corner cases of"
+            " .gitignore may select differently from git; install git to be sure"
+        )
     gitlinks = sorted(path for path, mode in tracked.items() if mode == _GITLINK)
     start_slash = start + b"/" if start else b""
     join = prefix + b"/" if prefix else b""
@@ -640,7 +666,7 @@ class _RepositoryIgnores:
         except OSError:
             return None
         with os.fdopen(fd, "rb") as f:
-            return _PatternFile(read_ignore_patterns(f), ignorecase=self.ignorecase, strict=False)
+            return _PatternFile(read_ignore_patterns(f), ignorecase=self.ignorecase, strict=None)
 
     def extend(self, stack: _IgnoreStack, directory: bytes) -> _IgnoreStack:
         """The stack for `directory`'s entries: its parent's plus its own .gitignore."""
