@@ -688,8 +688,8 @@ class _RepositoryIgnores:
         return False
 
     def stack_for(self, start: bytes) -> _IgnoreStack | None:
-        """The stack the entries of `start`'s parent see, or None when an ancestor of `start`
-        (or `start` itself) is ignored: git then lists nothing untracked below it."""
+        """The ignore files of `start`'s ancestors (the walk adds `start`'s own), or None when
+        `start` or an ancestor is ignored: git then lists nothing untracked below it."""
         stack: _IgnoreStack = ()
         current = b""
         for part in start.split(b"/") if start else ():
