@@ -27,3 +27,7 @@ class ConfigurationError(SnapshotError):
 
 class EnvironmentInspectionError(SnapshotError):
     """The project's environment exists but cannot be inspected (broken interpreter...)."""
+
+
+class SelectionError(SnapshotError):
+    """The project's files cannot be listed: an unreadable directory, a git that fails..."""
