@@ -9,7 +9,6 @@ import socket
 import stat
 import subprocess
 import tempfile
-
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Union
@@ -25,7 +24,6 @@ from poetry_snapshot.selection import SelectionRules
 from poetry_snapshot.selection import SkippedEntry
 from poetry_snapshot.selection import _PatternFile
 from poetry_snapshot.selection import select
-
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -152,17 +150,50 @@ def tricky_tree(root: Path, home: Path) -> list[str]:
     write(root, ".git/info/exclude", b"secret.txt\n")
     write(home / "config", "git/ignore", b"*.swp\n")  # the default core.excludesFile
     selected = [
-        ".gitignore", "pkg/.gitignore", "README.md", "important.log", "sub/important.log",
-        "src/only-root.txt", "docs/index.md", "cache/keep.txt", "logs", "m.py",
-        "vendor/lib/l.txt", "pkg/debug.log", "pkg/deep/debug.log", "pkg/sub/local/a.txt",
-        "with space.txt", "src/a/b/c/deep.py", "build/keep.bin", CAFE,
+        ".gitignore",
+        "pkg/.gitignore",
+        "README.md",
+        "important.log",
+        "sub/important.log",
+        "src/only-root.txt",
+        "docs/index.md",
+        "cache/keep.txt",
+        "logs",
+        "m.py",
+        "vendor/lib/l.txt",
+        "pkg/debug.log",
+        "pkg/deep/debug.log",
+        "pkg/sub/local/a.txt",
+        "with space.txt",
+        "src/a/b/c/deep.py",
+        "build/keep.bin",
+        CAFE,
     ]
     left_out = [
-        "app.log", "sub/other.log", "build/out.bin", "src/build/x.py", "only-root.txt",
-        "docs/a/generated/g.html", "docs/generated/g.html", "cache/junk", "src/tmp/t.txt",
-        "tmp/t.txt", "data/keep.csv", "data/big.csv", "src/logs/l.txt", "#hash.txt", "m.pyc",
-        "vendor/other/o.txt", "pkg/x.tmp", "pkg/local/a.txt", "secret.txt", "src/secret.txt",
-        "notes.swp", b"caf\xe9.log", "config/local.toml", "config/other.toml",
+        "app.log",
+        "sub/other.log",
+        "build/out.bin",
+        "src/build/x.py",
+        "only-root.txt",
+        "docs/a/generated/g.html",
+        "docs/generated/g.html",
+        "cache/junk",
+        "src/tmp/t.txt",
+        "tmp/t.txt",
+        "data/keep.csv",
+        "data/big.csv",
+        "src/logs/l.txt",
+        "#hash.txt",
+        "m.pyc",
+        "vendor/other/o.txt",
+        "pkg/x.tmp",
+        "pkg/local/a.txt",
+        "secret.txt",
+        "src/secret.txt",
+        "notes.swp",
+        b"caf\xe9.log",
+        "config/local.toml",
+        "config/other.toml",
     ]
     for name in selected[2:] + left_out + ["tracked.txt"]:  # all but the two .gitignore
         write(root, name, b"content of " + os.fsencode(name))
@@ -188,8 +219,15 @@ def test_both_backends_give_identical_selections(project: Path, git_home: Path) 
     entry = next(e for e in selection.entries if e.path == "README.md")
     st = os.lstat(project / "README.md")
     assert entry == SelectedEntry(
-        "README.md", "file", st.st_size, stat.S_IMODE(st.st_mode), st.st_mtime_ns,
-        st.st_ctime_ns, st.st_ino, st.st_dev, None,
+        "README.md",
+        "file",
+        st.st_size,
+        stat.S_IMODE(st.st_mode),
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        st.st_ino,
+        st.st_dev,
+        None,
     )
 
 
@@ -222,8 +260,15 @@ def test_root_below_the_top_of_the_work_tree(project: Path, backend: str) -> Non
     init(project)
     write(project, ".gitignore", b"*.log\n/app/cache/\n")
     write(project, "app/.gitignore", b"!keep.log\n")
-    for name in ("app/main.py", "app/x.log", "app/keep.log", "app/cache/c", "app/sub/y.py",
-                 "other/o.py", "top.py"):
+    for name in (
+        "app/main.py",
+        "app/x.log",
+        "app/keep.log",
+        "app/cache/c",
+        "app/sub/y.py",
+        "other/o.py",
+        "top.py",
+    ):
         write(project, name)
     commit(project, "top.py", "app/main.py")
     root = project / "app"
@@ -279,8 +324,14 @@ def test_submodules_are_selected_recursively_by_their_own_rules(
 ) -> None:
     submodule_tree(project, tmp_path)
     expected = [
-        ".gitignore", ".gitmodules", "libs/b/.gitignore", "libs/b/.gitmodules", "libs/b/c/c.py",
-        "libs/b/c/new-in-c.py", "libs/b/new.py", "main.py",
+        ".gitignore",
+        ".gitmodules",
+        "libs/b/.gitignore",
+        "libs/b/.gitmodules",
+        "libs/b/c/c.py",
+        "libs/b/c/new-in-c.py",
+        "libs/b/new.py",
+        "main.py",
     ]
     assert sorted(git_view(project)) == expected
     selection = select_both(project)
@@ -355,16 +406,41 @@ def test_tracked_file_behind_a_symlinked_directory_is_not_selected(project: Path
 # Patterns and names for the randomised comparison; they collide on purpose.
 _FUZZ_NAMES = ["a", "b", "x.py", "y.log", "keep.log", "z.tmp", "build", "tmp", "c"]
 _FUZZ_PATTERNS = [
-    "*.log", "!keep.log", "build/", "build", "/a", "b/", "**/tmp", "a/**/x.py", "*.tmp",
-    "!*.tmp", "c/*", "!c/x.py", "**/b/**", "!/b/", "x.py", "[xy].py", "?.py", "a/b/", "/c/a",
-    "!a", "tmp/", "!tmp/", "*", "!*/", "a/**", "!a/b/**", "**/c", "!**/x.py", "/*", "!/c",
+    "*.log",
+    "!keep.log",
+    "build/",
+    "build",
+    "/a",
+    "b/",
+    "**/tmp",
+    "a/**/x.py",
+    "*.tmp",
+    "!*.tmp",
+    "c/*",
+    "!c/x.py",
+    "**/b/**",
+    "!/b/",
+    "x.py",
+    "[xy].py",
+    "?.py",
+    "a/b/",
+    "/c/a",
+    "!a",
+    "tmp/",
+    "!tmp/",
+    "*",
+    "!*/",
+    "a/**",
+    "!a/b/**",
+    "**/c",
+    "!**/x.py",
+    "/*",
+    "!/c",
 ]
 
 
 @pytest.mark.parametrize("seed", range(30))
-def test_dulwich_agrees_with_git_on_random_trees(
-    tmp_path: Path, git_home: Path, seed: int
-) -> None:
+def test_dulwich_agrees_with_git_on_random_trees(tmp_path: Path, git_home: Path, seed: int) -> None:
     rng = random.Random(seed)
     root = init(tmp_path / "fuzz")
     dirs = [""]
@@ -381,12 +457,16 @@ def test_dulwich_agrees_with_git_on_random_trees(
             write(root, name)
     for directory in rng.sample(dirs, k=min(len(dirs), rng.randint(1, 3))):
         lines = rng.sample(_FUZZ_PATTERNS, k=rng.randint(1, 6))
-        write(root, f"{directory}/.gitignore" if directory else ".gitignore",
-              "\n".join(lines).encode() + b"\n")
+        write(
+            root,
+            f"{directory}/.gitignore" if directory else ".gitignore",
+            "\n".join(lines).encode() + b"\n",
+        )
     write(root, ".git/info/exclude", "\n".join(rng.sample(_FUZZ_PATTERNS, k=2)).encode())
     write(git_home / "config", "git/ignore", "\n".join(rng.sample(_FUZZ_PATTERNS, k=2)).encode())
-    files = sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                   if p.is_file() and ".git" not in p.parts)
+    files = sorted(
+        str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".git" not in p.parts
+    )
     tracked = rng.sample(files, k=rng.randint(0, len(files) // 3))
     if tracked:
         commit(root, *tracked, force=True)
@@ -398,14 +478,33 @@ def test_dulwich_agrees_with_git_on_random_trees(
 
 def test_outside_git_everything_but_the_defaults(project: Path) -> None:
     kept = [
-        "main.py", "src/pkg/mod.py", "src/build/gen.py", "src/dist/d.txt", "build.py", "logs/x.log",
-        "docs/dist", ".env", ".venv-notes.txt",
+        "main.py",
+        "src/pkg/mod.py",
+        "src/build/gen.py",
+        "src/dist/d.txt",
+        "build.py",
+        "logs/x.log",
+        "docs/dist",
+        ".env",
+        ".venv-notes.txt",
     ]
     dropped = [
-        "sub/.git", "other/.git/HEAD", "src/pkg/__pycache__/mod.cpython-311.pyc", ".pytest_cache/v",
-        ".mypy_cache/m", "src/.ruff_cache/r", ".tox/py/t", ".nox/n", "build/lib/x.py",
-        "dist/pkg.whl", "src/pkg.egg-info/PKG-INFO", "old.egg-info", ".venv/pyvenv.cfg",
-        ".venv/lib/site.py", "tools/env/pyvenv.cfg", "tools/env/bin/python",
+        "sub/.git",
+        "other/.git/HEAD",
+        "src/pkg/__pycache__/mod.cpython-311.pyc",
+        ".pytest_cache/v",
+        ".mypy_cache/m",
+        "src/.ruff_cache/r",
+        ".tox/py/t",
+        ".nox/n",
+        "build/lib/x.py",
+        "dist/pkg.whl",
+        "src/pkg.egg-info/PKG-INFO",
+        "old.egg-info",
+        ".venv/pyvenv.cfg",
+        ".venv/lib/site.py",
+        "tools/env/pyvenv.cfg",
+        "tools/env/bin/python",
     ]
     for name in kept + dropped:
         write(project, name)
@@ -433,24 +532,43 @@ def test_include_brings_back_an_ignored_file_inside_an_ignored_directory(
 ) -> None:
     init(project)
     write(project, ".gitignore", b"config/\n*.local\n")
-    for name in ("main.py", "config/local.toml", "config/other.toml", "config/deep/local.toml",
-                 "settings.local", "sub/settings.local"):
+    for name in (
+        "main.py",
+        "config/local.toml",
+        "config/other.toml",
+        "config/deep/local.toml",
+        "settings.local",
+        "sub/settings.local",
+    ):
         write(project, name)
     rules = SelectionRules(include=("config/local.toml", "**/deep/*.toml", "/*.local"))
     selection = select(project, rules, git=backend)
     assert paths(selection) == [
-        ".gitignore", "config/deep/local.toml", "config/local.toml", "main.py", "settings.local"
+        ".gitignore",
+        "config/deep/local.toml",
+        "config/local.toml",
+        "main.py",
+        "settings.local",
     ]
 
 
 def test_include_brings_back_what_the_filesystem_defaults_leave_out(project: Path) -> None:
-    for name in ("main.py", "build/local.toml", "build/other.toml", ".venv/pyvenv.cfg",
-                 "src/__pycache__/keep.pyc", "src/__pycache__/drop.pyc"):
+    for name in (
+        "main.py",
+        "build/local.toml",
+        "build/other.toml",
+        ".venv/pyvenv.cfg",
+        "src/__pycache__/keep.pyc",
+        "src/__pycache__/drop.pyc",
+    ):
         write(project, name)
     rules = SelectionRules(include=("local.toml", "pyvenv.cfg", "keep.pyc"))
     selection = select(project, rules)
     assert paths(selection) == [
-        ".venv/pyvenv.cfg", "build/local.toml", "main.py", "src/__pycache__/keep.pyc"
+        ".venv/pyvenv.cfg",
+        "build/local.toml",
+        "main.py",
+        "src/__pycache__/keep.pyc",
     ]
     assert selection.warnings == (
         ".venv/ is a virtualenv and is selected; ignore it in .gitignore or exclude it",
@@ -464,7 +582,10 @@ def test_include_negation_and_directory_patterns(project: Path) -> None:
         write(project, name)
     some = SelectionRules(include=("secrets/*", "!*.pem"))
     assert paths(select_both(project, some)) == [
-        ".gitignore", "secrets/a.cfg", "secrets/b.cfg", "secrets/sub/c.cfg"
+        ".gitignore",
+        "secrets/a.cfg",
+        "secrets/b.cfg",
+        "secrets/sub/c.cfg",
     ]
     # As in .gitignore, nothing below a matched directory can be negated back out.
     whole = SelectionRules(include=("secrets/", "!*.pem"))
@@ -475,8 +596,15 @@ def test_include_negation_and_directory_patterns(project: Path) -> None:
 def test_exclude_removes_and_wins_over_include(project: Path, backend: str) -> None:
     init(project)
     write(project, ".gitignore", b"*.env\n")
-    for name in ("main.py", "data/raw/a.csv", "data/small.csv", "data/big.csv", "notes.md",
-                 "docs/notes.md", "prod.env"):
+    for name in (
+        "main.py",
+        "data/raw/a.csv",
+        "data/small.csv",
+        "data/big.csv",
+        "notes.md",
+        "docs/notes.md",
+        "prod.env",
+    ):
         write(project, name)
     rules = SelectionRules(
         include=("prod.env",), exclude=("data/*", "!data/small.csv", "/notes.md", "*.env")
@@ -590,8 +718,15 @@ def test_symlinks_are_entries_never_followed(project: Path, tmp_path: Path, back
     assert not any(p.startswith("to-dir/") for p in entries)
     warned = {w.split(" ")[1]: w for w in selection.warnings}
     assert sorted(warned) == sorted(
-        ["out-relative", "out-absolute", "in-absolute", "dangling", "loop-a", "loop-b",
-         "to-ignored"]
+        [
+            "out-relative",
+            "out-absolute",
+            "in-absolute",
+            "dangling",
+            "loop-a",
+            "loop-b",
+            "to-ignored",
+        ]
     )
     assert "outside the project" in warned["out-relative"]
     assert "outside the project" in warned["out-absolute"]
@@ -655,8 +790,14 @@ def test_selected_virtualenv_is_warned_about(project: Path) -> None:
 
 
 def test_sizes_largest_files_and_directories(project: Path) -> None:
-    for name, size in [("a.txt", 10), ("data/raw/x.bin", 5000), ("data/raw/y.bin", 3000),
-                       ("data/z.bin", 100), ("src/m.py", 200), ("src/pkg/n.py", 300)]:
+    for name, size in [
+        ("a.txt", 10),
+        ("data/raw/x.bin", 5000),
+        ("data/raw/y.bin", 3000),
+        ("data/z.bin", 100),
+        ("src/m.py", 200),
+        ("src/pkg/n.py", 300),
+    ]:
         write(project, name, b"x" * size)
     (project / "link").symlink_to("a.txt")
     selection = select(project)
@@ -818,8 +959,10 @@ def test_pattern_prefilter_never_hides_a_match() -> None:
     patterns = _PatternFile(lines, ignorecase=False, strict="test")
     rng = random.Random(0)
     for _ in range(3000):
-        rel = "/".join(rng.choice([*_FUZZ_NAMES, "#x", "!y", "a b", "d", "e", "fzzg"])
-                       for _ in range(rng.randint(1, 4))).encode()
+        rel = "/".join(
+            rng.choice([*_FUZZ_NAMES, "#x", "!y", "a b", "d", "e", "fzzg"])
+            for _ in range(rng.randint(1, 4))
+        ).encode()
         is_dir = rng.random() < 0.3
         naive = next((p for p in reversed(patterns.patterns) if p.matches(rel, is_dir)), None)
         assert patterns.last_match(rel, is_dir) is naive, (rel, is_dir)

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import time
-
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -22,7 +21,6 @@ import pytest
 from tests.projects import POETRY
 from tests.projects import run
 
-
 if TYPE_CHECKING:
     from tests.conftest import MakeProject
     from tests.projects import Project
@@ -30,8 +28,12 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 SCHEMAS = Path(__file__).parents[1] / "src/poetry_snapshot/schemas"
-validate_manifest = fastjsonschema.compile(json.loads((SCHEMAS / "manifest.schema.json").read_text()))
-validate_report = fastjsonschema.compile(json.loads((SCHEMAS / "drift-report.schema.json").read_text()))
+validate_manifest = fastjsonschema.compile(
+    json.loads((SCHEMAS / "manifest.schema.json").read_text())
+)
+validate_report = fastjsonschema.compile(
+    json.loads((SCHEMAS / "drift-report.schema.json").read_text())
+)
 
 PRINT_ORIGIN = "import demo, os, sys; print(demo.__file__); print(os.getcwd()); print(sys.argv[1:])"
 
@@ -43,7 +45,9 @@ def base_dir(tmp_path: Path, environ: dict[str, str]) -> Path:
     return path
 
 
-def snapshot(project: Project, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def snapshot(
+    project: Project, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return project.poetry("snapshot", *args, check=False, cwd=cwd)
 
 
@@ -65,7 +69,9 @@ def manifest(snapshot_dir: Path) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("src_layout", [False, True], ids=["flat", "src"])
-def test_imports_come_from_the_snapshot(make_project: MakeProject, base_dir: Path, src_layout: bool) -> None:
+def test_imports_come_from_the_snapshot(
+    make_project: MakeProject, base_dir: Path, src_layout: bool
+) -> None:
     project = make_project("demo", ["beta"], src_layout=src_layout)
     result = snapshot(project, "--", "python", "-c", PRINT_ORIGIN, "a b", "--flag")
     assert result.returncode == 0, result.stderr
@@ -81,14 +87,18 @@ def test_imports_come_from_the_snapshot(make_project: MakeProject, base_dir: Pat
     assert data["verification"]["mode"] == "verified" and data["verification"]["report"]["ok"]
     assert {p["name"] for p in data["packages"]} >= {"beta", "demo"}
     # Nothing of the live tree's editable install leaks in: the env still points at the source.
-    assert project.poetry("run", "python", "-c", "import demo; print(demo.__file__)").stdout.strip() == str(
-        project.path / package / "__init__.py"
-    )
+    assert project.poetry(
+        "run", "python", "-c", "import demo; print(demo.__file__)"
+    ).stdout.strip() == str(project.path / package / "__init__.py")
 
 
-def test_console_script_of_the_project_runs_snapshot_code(make_project: MakeProject, base_dir: Path) -> None:
+def test_console_script_of_the_project_runs_snapshot_code(
+    make_project: MakeProject, base_dir: Path
+) -> None:
     def cli(root: Path) -> None:
-        (root / "demo" / "cli.py").write_text("import demo\n\ndef main():\n    print(demo.__file__)\n")
+        (root / "demo" / "cli.py").write_text(
+            "import demo\n\ndef main():\n    print(demo.__file__)\n"
+        )
 
     project = make_project("demo", ["beta"], before_lock=cli, install=False)
     project.edit({"project": {"scripts": {"demo-where": "demo.cli:main"}}})
@@ -128,7 +138,9 @@ def test_exit_code_passes_through(make_project: MakeProject, base_dir: Path, cod
 
 def test_death_by_signal_is_128_plus_n(make_project: MakeProject, base_dir: Path) -> None:
     project = make_project("demo", ["beta"])
-    result = snapshot(project, "--", "python", "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
+    result = snapshot(
+        project, "--", "python", "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"
+    )
     assert result.returncode == 128 + signal.SIGTERM
     [snap] = published(base_dir)
     command = manifest(snap)["command"]
@@ -194,9 +206,37 @@ def test_arguments_after_double_dash_reach_the_command_untouched(
 ) -> None:
     project = make_project("demo", ["beta"])
     tricky = [
-        "list", "run", "env", "info", "-C", "elsewhere", "--directory=x", "-P", "p", "--project", "q",
-        "--no-cache", "-v", "-vvv", "-q", "--quiet", "-h", "--help", "-V", "--version", "--ansi",
-        "--no-ansi", "-n", "--no-interaction", "--", "-E", "gpu", "--with", "docs", "--check", "",
+        "list",
+        "run",
+        "env",
+        "info",
+        "-C",
+        "elsewhere",
+        "--directory=x",
+        "-P",
+        "p",
+        "--project",
+        "q",
+        "--no-cache",
+        "-v",
+        "-vvv",
+        "-q",
+        "--quiet",
+        "-h",
+        "--help",
+        "-V",
+        "--version",
+        "--ansi",
+        "--no-ansi",
+        "-n",
+        "--no-interaction",
+        "--",
+        "-E",
+        "gpu",
+        "--with",
+        "docs",
+        "--check",
+        "",
     ]
     result = snapshot(project, "--", "python", "-c", "import sys; print(sys.argv[1:])", *tricky)
     assert result.returncode == 0, result.stderr
@@ -209,7 +249,9 @@ def test_arguments_after_double_dash_reach_the_command_untouched(
 )
 def test_no_plugins_after_double_dash(make_project: MakeProject, base_dir: Path) -> None:
     project = make_project("demo", ["beta"])
-    result = snapshot(project, "--", "python", "-c", "import sys; print(sys.argv[1:])", "--no-plugins")
+    result = snapshot(
+        project, "--", "python", "-c", "import sys; print(sys.argv[1:])", "--no-plugins"
+    )
     assert result.stdout.strip() == "['--no-plugins']"
 
 
@@ -225,7 +267,9 @@ def test_without_command_prints_only_the_path(make_project: MakeProject, base_di
     assert "Snapshot " in result.stderr
     data = manifest(snap)
     assert data["command"] is None
-    assert (snap / "demo" / "__init__.py").read_text() == (project.path / "demo" / "__init__.py").read_text()
+    assert (snap / "demo" / "__init__.py").read_text() == (
+        project.path / "demo" / "__init__.py"
+    ).read_text()
     # The store is owner-only; the snapshot id is sortable and unique.
     assert stat.S_IMODE(base_dir.stat().st_mode) == 0o700
     assert len(snap.name) == len("20261126-153012-k3x9qa")
@@ -242,7 +286,9 @@ def test_dry_run_writes_nothing(make_project: MakeProject, base_dir: Path) -> No
     assert not base_dir.exists()
 
 
-def test_drift_blocks_the_snapshot_unless_allowed(make_project: MakeProject, base_dir: Path) -> None:
+def test_drift_blocks_the_snapshot_unless_allowed(
+    make_project: MakeProject, base_dir: Path
+) -> None:
     project = make_project("demo", ["alpha"])
     project.pip("uninstall", "-y", "beta")
     result = snapshot(project, "--", "true")
@@ -271,7 +317,9 @@ def git(project: Project, *args: str) -> str:
     return run(["git", "-C", str(project.path), *args], project.environ).stdout
 
 
-def test_git_view_manifest_and_diff(make_project: MakeProject, base_dir: Path, tmp_path: Path) -> None:
+def test_git_view_manifest_and_diff(
+    make_project: MakeProject, base_dir: Path, tmp_path: Path
+) -> None:
     project = make_project("demo", ["beta"])
     (project.path / ".gitignore").write_text(".venv/\ndata/\n*.log\n")
     (project.path / "data").mkdir()
@@ -292,7 +340,14 @@ def test_git_view_manifest_and_diff(make_project: MakeProject, base_dir: Path, t
     [snap] = published(base_dir)
     data = manifest(snap)
     paths = {f["path"] for f in data["files"]}
-    assert {"notes.txt", "new.py", "blob.bin", "data/big.bin", "pyproject.toml", "poetry.lock"} <= paths
+    assert {
+        "notes.txt",
+        "new.py",
+        "blob.bin",
+        "data/big.bin",
+        "pyproject.toml",
+        "poetry.lock",
+    } <= paths
     assert "run.log" not in paths and not any(p.startswith(".venv/") for p in paths)
     assert data["copy"]["selection"] == "git"
     assert data["git"] == {
@@ -306,13 +361,21 @@ def test_git_view_manifest_and_diff(make_project: MakeProject, base_dir: Path, t
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(project.path), str(clone)], project.environ)
     run(["git", "-C", str(clone), "checkout", "-q", commit], project.environ)
-    run(["git", "-C", str(clone), "apply", "--binary", str(snap / ".snapshot" / "git.diff")], project.environ)
+    run(
+        ["git", "-C", str(clone), "apply", "--binary", str(snap / ".snapshot" / "git.diff")],
+        project.environ,
+    )
     for name in ("notes.txt", "new.py", "blob.bin"):
         assert (clone / name).read_bytes() == (snap / name).read_bytes()
-    assert data["lock"]["lock_sha256"] == __import__("hashlib").sha256((project.path / "poetry.lock").read_bytes()).hexdigest()
+    assert (
+        data["lock"]["lock_sha256"]
+        == __import__("hashlib").sha256((project.path / "poetry.lock").read_bytes()).hexdigest()
+    )
 
 
-def test_awkward_files_are_handled_and_reported(make_project: MakeProject, base_dir: Path, tmp_path: Path) -> None:
+def test_awkward_files_are_handled_and_reported(
+    make_project: MakeProject, base_dir: Path, tmp_path: Path
+) -> None:
     project = make_project("demo", ["beta"])
     root = os.fsencode(project.path)
     (project.path / "inner.txt").write_text("x")
@@ -360,7 +423,9 @@ def test_ids_existing_id_and_replace(make_project: MakeProject, base_dir: Path) 
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, bad
 
 
-def test_link_deduplicates_against_the_previous_snapshot(make_project: MakeProject, base_dir: Path) -> None:
+def test_link_deduplicates_against_the_previous_snapshot(
+    make_project: MakeProject, base_dir: Path
+) -> None:
     project = make_project("demo", ["beta"])
     for i in range(20):
         (project.path / f"file{i}.txt").write_text(f"content {i}\n" * 100)
@@ -377,7 +442,9 @@ def test_link_deduplicates_against_the_previous_snapshot(make_project: MakeProje
     assert copy["linked_from"] == first.name and copy["files_linked"] >= 19
 
 
-def test_base_dir_inside_the_project_is_excluded(make_project: MakeProject, environ: dict[str, str]) -> None:
+def test_base_dir_inside_the_project_is_excluded(
+    make_project: MakeProject, environ: dict[str, str]
+) -> None:
     project = make_project("demo", ["beta"])
     inside = project.path / "snapshots"
     environ.pop("POETRY_SNAPSHOT_BASE_DIR", None)
@@ -409,12 +476,18 @@ def test_unknown_config_key_is_named(make_project: MakeProject, base_dir: Path) 
     assert "Unknown key in [tool.poetry-snapshot]: base_dir." in result.stderr
 
 
-def test_concurrent_snapshots_are_distinct_and_complete(make_project: MakeProject, base_dir: Path) -> None:
+def test_concurrent_snapshots_are_distinct_and_complete(
+    make_project: MakeProject, base_dir: Path
+) -> None:
     project = make_project("demo", ["beta"])
     processes = [
         subprocess.Popen(
             [*POETRY, "snapshot", "--no-verify", "--exclude", ".venv/"],
-            cwd=project.path, env=project.environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=project.path,
+            env=project.environ,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(32)
     ]
@@ -429,7 +502,9 @@ def test_concurrent_snapshots_are_distinct_and_complete(make_project: MakeProjec
     for snap in snaps:
         files = {f["path"] for f in manifest(snap)["files"]}
         on_disk = {
-            str(p.relative_to(snap)) for p in snap.rglob("*") if not p.is_dir() and ".snapshot" not in p.parts
+            str(p.relative_to(snap))
+            for p in snap.rglob("*")
+            if not p.is_dir() and ".snapshot" not in p.parts
         }
         assert files == on_disk
 
@@ -442,7 +517,10 @@ def test_sigkill_never_leaves_a_partial_snapshot(make_project: MakeProject, base
     for _ in range(10):
         process = subprocess.Popen(
             [*POETRY, "snapshot", "--no-verify", "--exclude", ".venv/"],
-            cwd=project.path, env=project.environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=project.path,
+            env=project.environ,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         time.sleep(rng.uniform(0.5, 3.0))
         process.send_signal(signal.SIGKILL)
@@ -450,19 +528,27 @@ def test_sigkill_never_leaves_a_partial_snapshot(make_project: MakeProject, base
     for snap in published(base_dir):
         files = {f["path"] for f in manifest(snap)["files"]}
         on_disk = {
-            str(p.relative_to(snap)) for p in snap.rglob("*") if not p.is_dir() and ".snapshot" not in p.parts
+            str(p.relative_to(snap))
+            for p in snap.rglob("*")
+            if not p.is_dir() and ".snapshot" not in p.parts
         }
         assert files == on_disk
     for entry in base_dir.iterdir() if base_dir.exists() else []:
-        assert entry.name.startswith(".") or entry in published(base_dir) or not any(entry.iterdir())
+        assert (
+            entry.name.startswith(".") or entry in published(base_dir) or not any(entry.iterdir())
+        )
 
 
-def test_full_disk_is_one_clear_line_and_leaves_nothing(make_project: MakeProject, tmp_path: Path) -> None:
+def test_full_disk_is_one_clear_line_and_leaves_nothing(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
     project = make_project("demo", ["beta"])
     (project.path / "big.bin").write_bytes(os.urandom(3_000_000))
     mount = tmp_path / "tiny"
     mount.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
     try:

@@ -26,14 +26,12 @@ import re
 import shutil
 import stat
 import subprocess
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import NamedTuple
 
 from poetry_snapshot.errors import SelectionError
-
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -265,9 +263,7 @@ class _CompiledRules:
         return rel in self.excluded or (self.exclude is not None and self.exclude.covers_dir(rel))
 
     def removes_file(self, rel: bytes) -> bool:
-        return rel in self.excluded or (
-            self.exclude is not None and self.exclude.covers_file(rel)
-        )
+        return rel in self.excluded or (self.exclude is not None and self.exclude.covers_file(rel))
 
 
 class _PatternFile:
@@ -816,7 +812,7 @@ def _work_tree_of(directory: bytes) -> bytes | None:
 
 def _has(path: bytes, kind: Callable[[int], bool]) -> bool:
     try:
-        return kind(os.stat(path).st_mode)  # noqa: PTH116 - bytes paths, as everywhere here
+        return kind(os.stat(path).st_mode)
     except OSError:
         return False
 
@@ -907,7 +903,7 @@ class _Collector:
             kind, target = "file", None
         elif stat.S_ISLNK(mode):
             # bytes in, bytes out: the target may not be UTF-8 either
-            target = os.fsdecode(os.readlink(self.root_b + b"/" + rel))  # noqa: PTH115
+            target = os.fsdecode(os.readlink(self.root_b + b"/" + rel))
             kind = "symlink"
         else:
             what = _special_kind(mode)
