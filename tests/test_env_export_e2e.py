@@ -404,7 +404,10 @@ def test_requirements_and_pylock_are_poetry_plugin_exports(make_project: MakePro
     ours = (project.path / "pylock.toml").read_text()
     theirs = project.poetry("export", "-f", "pylock.toml").stdout
     assert ours.split("\n", 2)[2] == theirs
-    from packaging.pylock import Pylock
+    try:
+        from packaging.pylock import Pylock  # packaging >= 26
+    except ImportError:
+        from poetry.core._vendor.packaging.pylock import Pylock  # type: ignore[no-redef]
 
     pylock = Pylock.from_dict(tomlkit.parse(ours).unwrap())
     lock = tomlkit.parse((project.path / "poetry.lock").read_text()).unwrap()

@@ -88,9 +88,10 @@ what would be written, 1 with a unified diff when it differs, 2 for usage or con
         for warning in result.warnings:
             self.line_error(f"<warning>Warning: {Formatter.escape(warning)}</warning>")
 
+        # The sidecar first: environment.yml must never reference pins that are not written yet.
         files = list(result.extra_files)
         if request.output is not None:
-            files.insert(0, GeneratedFile(request.output, result.content))
+            files.append(GeneratedFile(request.output, result.content))
         if self.option("check"):
             stale = [c for c in map(generated_file.compare, files) if not c.up_to_date]
             for comparison in stale:
