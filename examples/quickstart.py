@@ -5,7 +5,8 @@ Usage: `python3 examples/quickstart.py`.
 
 Needs only Python 3.9+ and access to the package index. It creates `.venvs/quickstart` holding
 Poetry with this plugin (as `poetry self add poetry-snapshot` would), installs the example
-project's locked environment, proves it matches the lock, and runs `train.py` from a snapshot.
+project's locked environment, proves it matches the lock, runs `train.py` from a snapshot, and
+prints the environment.yml that `poetry env-export` writes for it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main() -> int:
         ["sync"],
         ["snapshot", "--check"],
         ["snapshot", "--", "python", "train.py", "42"],
+        ["env-export", "--format", "conda"],
     ]
     for step in steps:
         print(f"\n$ poetry {' '.join(step)}", flush=True)

@@ -21,21 +21,23 @@ ROOT = Path(__file__).resolve().parents[1]
 VENVS = ROOT / ".venvs"
 # (venv name, extra requirement pinning Poetry); the newest first: it is the one users get.
 POETRY_RANGE = [("poetry-newest", "poetry>=2,<3"), ("poetry-2.0", "poetry==2.0.0")]
+# conda-lock pins dulwich<0.25, which Poetry >= 2.3 cannot use: its parser gets its own venv.
+CONDA_LOCK = ("conda-lock", "conda-lock>=3,<5")
 
 
-def ensure_venv(name: str, requirements: list[str]) -> Path:
-    """A venv under .venvs/ holding `requirements`; rebuilt when they or pyproject.toml change."""
+def ensure_venv(name: str, requirements: list[str], *, project: bool = True) -> Path:
+    """A venv under .venvs/ holding `requirements`; rebuilt when they (or, for venvs holding
+    this project, pyproject.toml) change."""
     path = VENVS / name
     python = path / "bin" / "python"
     stamp = path / ".requirements-stamp"
-    wanted = hashlib.sha256(
-        "\n".join([*requirements, (ROOT / "pyproject.toml").read_text()]).encode()
-    ).hexdigest()
+    inputs = [*requirements, (ROOT / "pyproject.toml").read_text() if project else ""]
+    wanted = hashlib.sha256("\n".join(inputs).encode()).hexdigest()
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
     print(f"--- preparing {path.relative_to(ROOT)}", flush=True)
     venv.EnvBuilder(clear=True, with_pip=True).create(path)
-    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-qq"]
     # pip >= 25.1 reads PEP 735 dependency groups (--group); the bundled pip may be older.
     subprocess.run([*pip, "install", "--upgrade", "pip>=25.1"], check=True)
     subprocess.run([*pip, "install", *requirements], check=True, cwd=ROOT)
@@ -45,6 +47,7 @@ def ensure_venv(name: str, requirements: list[str]) -> Path:
 
 def main(argv: list[str]) -> int:
     status = 0
+    conda_lock = ensure_venv(CONDA_LOCK[0], [CONDA_LOCK[1]], project=False)
     for name, poetry in POETRY_RANGE:
         python = ensure_venv(name, ["-e", ".", "--group", "test", poetry])
         version = subprocess.run(
@@ -52,6 +55,7 @@ def main(argv: list[str]) -> int:
         ).stdout.strip()
         print(f"--- {version}: pytest {' '.join(argv)}", flush=True)
         env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+        env["POETRY_SNAPSHOT_CONDA_LOCK_PYTHON"] = str(conda_lock)
         result = subprocess.run(
             [str(python), "-m", "pytest", "-n", "auto", *argv], cwd=ROOT, env=env
         )

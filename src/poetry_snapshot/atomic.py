@@ -20,7 +20,8 @@ def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
 
     The temporary file lives beside `path` (same filesystem, so the rename is atomic) and is
     fsync'ed first, so a crash leaves either the old file or the new one. If the block raises,
-    `path` is untouched and the temporary file is removed.
+    `path` is untouched and the temporary file is removed. Every file this plugin generates
+    (manifests, exports) is written through here.
     """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -28,12 +29,28 @@ def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(tmp, mode)
+        os.chmod(tmp, mode)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _sync_directory(path.parent)
+
+
+def _sync_directory(directory: Path) -> None:
+    # Makes the rename itself durable on POSIX; a failed sync loses nothing the rename did not
+    # already publish (and some filesystems cannot open directories).
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:

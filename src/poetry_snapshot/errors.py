@@ -31,3 +31,27 @@ class EnvironmentInspectionError(SnapshotError):
 
 class SelectionError(SnapshotError):
     """The project's files cannot be listed: an unreadable directory, a git that fails..."""
+
+
+class NoEnvironmentError(SnapshotError):
+    """A command needs the project's environment (e.g. to pin its Python) and there is none."""
+
+
+class CondaMetaError(EnvironmentInspectionError):
+    """A conda prefix's `conda-meta/` records cannot be read or contradict the interpreter."""
+
+
+class UnhashableRequirementsError(SnapshotError):
+    """Hashes were asked for, but some selected packages have none pip could check."""
+
+
+class ExportUnsupportedError(SnapshotError):
+    """The export format needs a newer Poetry, poetry-plugin-export or lock file."""
+
+
+class IndexUnavailableError(SnapshotError):
+    """An export needs data from a package index that could not be reached."""
+
+
+class OutputFileError(SnapshotError):
+    """A generated file cannot be read (for --check) or written."""

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from poetry.plugins.application_plugin import ApplicationPlugin
 
+from poetry_snapshot.commands.env_export import EnvExportCommand
 from poetry_snapshot.commands.snapshot import SnapshotCommand
 
 if TYPE_CHECKING:
@@ -15,4 +16,4 @@ if TYPE_CHECKING:
 class SnapshotPlugin(ApplicationPlugin):
     @property
     def commands(self) -> list[type[Command]]:
-        return [SnapshotCommand]
+        return [SnapshotCommand, EnvExportCommand]

@@ -19,6 +19,7 @@ from typing import Callable
 from poetry_snapshot import __version__
 from poetry_snapshot.environment import Interpreter
 from poetry_snapshot.environment import find_project_env
+from poetry_snapshot.errors import NoEnvironmentError
 from poetry_snapshot.errors import SnapshotError
 from poetry_snapshot.manifest import CopySummary
 from poetry_snapshot.manifest import InstalledPackage
@@ -72,10 +73,6 @@ class DriftBlocksSnapshot(SnapshotError):
         self.report = report
 
 
-class NoEnvironment(SnapshotError):
-    exit_code = 1
-
-
 @dataclass(frozen=True)
 class SnapshotRequest:
     check: CheckRequest
@@ -125,7 +122,7 @@ def plan(poetry: Poetry, request: SnapshotRequest) -> SnapshotPlan:
         if not report.ok and request.verify_mode == VERIFY:
             raise DriftBlocksSnapshot(report)
     if env is None:
-        raise NoEnvironment(
+        raise NoEnvironmentError(
             "The project has no environment to run in.", "Run `poetry sync` to create it."
         )
     rules = request.rules

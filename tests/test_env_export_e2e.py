@@ -1,0 +1,582 @@
+"""`poetry env-export` as a real `poetry` subprocess; every format checked by a real consumer.
+
+environment.yml: PyYAML loads it, pip installs its `pip:` section the way `conda env create` runs
+it (the items joined into a requirements file in environment.yml's directory, `pip install -r`
+there) with `--require-hashes`, and conda-lock's environment.yml parser reads it.
+requirements.txt and pylock.toml: identical to `poetry export` (poetry-plugin-export), pip
+resolves the one and `packaging.pylock` loads the other. JSON: the schema, and `pip inspect`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+import fastjsonschema
+import pytest
+import tomlkit
+import yaml
+from packaging.utils import canonicalize_name
+
+from tests.condakit import parse_with_conda_lock
+from tests.condakit import write_conda_prefix
+from tests.distributions import WheelSpec
+from tests.distributions import build_wheel
+from tests.index import LocalIndex
+from tests.projects import Project
+from tests.projects import isolated_environ
+from tests.projects import pyproject
+from tests.projects import run
+from tests.projects import write_package
+from tests.projects import write_path_dependency
+
+if TYPE_CHECKING:
+    from tests.conftest import MakeProject
+
+
+pytestmark = pytest.mark.e2e
+
+PYTHON = ".".join(map(str, sys.version_info[:3]))
+SCHEMAS = Path(__file__).parents[1] / "src/poetry_snapshot/schemas"
+CONDA = {
+    "channels": ["conda-forge", "nodefaults"],
+    "dependencies": ["nodejs>=18", "cuda-toolkit=12.4"],
+}
+
+
+def export(project: Project, *args: str, check: bool = True) -> Any:
+    return project.poetry("env-export", *args, check=check)
+
+
+def pip_section(env_file: Path) -> list[str]:
+    data = yaml.safe_load(env_file.read_text(encoding="utf-8"))
+    return next(d["pip"] for d in data["dependencies"] if isinstance(d, dict))
+
+
+def pip_resolves(project: Project, requirements: Path, *, hashes: bool = True) -> dict[str, str]:
+    """What `pip install -r` would install into a fresh env (dry run, local wheels only)."""
+    args = [
+        str(project.python),
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--ignore-installed",
+        "--no-index",
+        "--find-links",
+        str(project.wheels),
+        "--quiet",
+        "--report",
+        "-",
+        "-r",
+        str(requirements),
+    ]
+    if hashes:
+        args.append("--require-hashes")
+    report = json.loads(run(args, env=project.environ, cwd=requirements.parent).stdout)
+    return {
+        canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"]
+        for item in report["install"]
+    }
+
+
+def as_conda_runs_pip(env_file: Path) -> Path:
+    """The requirements file `conda env create` writes from the `pip:` items, where it does."""
+    requirements = env_file.parent / "condaenv.test.requirements.txt"
+    requirements.write_text("\n".join(pip_section(env_file)), encoding="utf-8")
+    return requirements
+
+
+def installed_pip_version(project: Project) -> str:
+    out = run([str(project.python), "-m", "pip", "--version"], env=project.environ).stdout
+    return out.split()[1]
+
+
+def one_line_error(result: Any, code: int = 2) -> str:
+    assert result.returncode == code, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return str(result.stderr)
+
+
+# --- environment.yml --------------------------------------------------------------------------
+
+
+def test_conda_export_is_what_pip_and_conda_lock_accept(make_project: MakeProject) -> None:
+    project = make_project(
+        "condaenv",
+        ["alpha>=1.0", "winonly; sys_platform == 'win32'"],
+        groups={
+            "dev": {"dependencies": {"devdep": "*"}},
+            "docs": {"optional": True, "dependencies": {"docsdep": "*"}},
+        },
+        extras={"fast": ["gamma"]},
+    )
+    project.edit({"tool": {"poetry-snapshot": {"conda": CONDA}}})
+    result = export(project, "-o", "environment.yml", "--with", "docs", "-E", "fast")
+    assert result.stdout == "" and result.stderr == ""
+    env_file = project.path / "environment.yml"
+    data = yaml.safe_load(env_file.read_text())
+    assert data["name"] == "condaenv"
+    assert data["channels"] == ["conda-forge", "nodefaults"]
+    assert data["dependencies"][:4] == [
+        f"python={PYTHON}",
+        "cuda-toolkit=12.4",
+        "nodejs>=18",
+        f"pip={installed_pip_version(project)}",
+    ]
+    pins = pip_section(env_file)
+    assert all("--hash=sha256:" in line for line in pins if not line.startswith("--"))
+    assert any(line.startswith("winonly==1.0 ; ") and "win32" in line for line in pins)
+
+    # conda env create: pip, in hash-checking mode, installs exactly the locked closure
+    # (winonly's marker is false here).
+    assert pip_resolves(project, as_conda_runs_pip(env_file)) == {
+        "alpha": "1.1",
+        "beta": "2.1",
+        "devdep": "1.0",
+        "docsdep": "1.0",
+        "gamma": "1.0",
+    }
+
+    # Deterministic: stdout and the file are the same bytes, every time.
+    again = export(project, "--with", "docs", "-E", "fast")
+    assert again.stdout == env_file.read_text()
+
+    # conda-lock reads the hash-free, index-free variant (it re-locks and hashes pip packages
+    # itself, and its parser takes neither a marker followed by --hash nor index options).
+    export(
+        project,
+        "-o",
+        "conda-lock.yml",
+        "--with",
+        "docs",
+        "-E",
+        "fast",
+        "--without-hashes",
+        "--without-urls",
+    )
+    for platform, expected in (("linux-64", set()), ("win-64", {"winonly"})):
+        parsed = parse_with_conda_lock(project.path / "conda-lock.yml", platform)
+        pip = {d["name"]: d["version"] for d in parsed["dependencies"] if d["manager"] == "pip"}
+        assert pip == {
+            "alpha": "==1.1",
+            "beta": "==2.1",
+            "devdep": "==1.0",
+            "docsdep": "==1.0",
+            "gamma": "==1.0",
+            **{name: "==1.0" for name in expected},
+        }
+        conda = {d["name"]: d["version"] for d in parsed["dependencies"] if d["manager"] == "conda"}
+        # conda reads `python=3.11.7` as 3.11.7.*: the same release, as conda users write it.
+        assert conda["python"] == f"{PYTHON}.*" and conda["nodejs"] == ">=18"
+        assert "cuda-toolkit" in conda
+    assert [c.rstrip("/").rsplit("/", 1)[-1] for c in parsed["channels"]] == ["conda-forge"]
+
+
+def test_conda_prefix_pins_python_pip_and_requested_packages(make_project: MakeProject) -> None:
+    project = make_project("inconda", ["alpha"])
+    project.edit({"tool": {"poetry-snapshot": {"conda": CONDA}}})
+    packages = {
+        "python": (PYTHON, "hab00c5b_0_cpython"),
+        "pip": ("24.0", "pyhd8ed1ab_0"),
+        "nodejs": ("20.12.2", "hb753e55_0"),
+        "vega-cli": ("5.28.0", "h8bc1fc1_0"),
+        "beta": ("2.1", "pyh1_0"),
+        "openssl": ("3.2.1", "hd590300_1"),
+    }
+    # The interpreter's own prefix gets conda's records: as if the env were a conda env.
+    write_conda_prefix(
+        project.venv,
+        packages,
+        [
+            (
+                "create -n inconda python=3.11 nodejs",
+                ["python", "pip", "nodejs", "openssl"],
+                {"update": ["python=3.11", "nodejs"]},
+            ),
+            (
+                "install -c conda-forge vega-cli beta",
+                ["vega-cli", "beta"],
+                {"update": ["conda-forge::vega-cli", "beta"]},
+            ),
+        ],
+    )
+    result = export(project, "-o", "environment.yml")
+    data = yaml.safe_load((project.path / "environment.yml").read_text())
+    assert data["dependencies"][:-1] == [
+        f"python={PYTHON}=hab00c5b_0_cpython",
+        "beta=2.1=pyh1_0",
+        "cuda-toolkit=12.4",
+        "nodejs=20.12.2=hb753e55_0",
+        "vega-cli=5.28.0=h8bc1fc1_0",
+        "pip=24.0=pyhd8ed1ab_0",
+    ]
+    assert (
+        "Warning: cuda-toolkit is declared in [tool.poetry-snapshot.conda] but not installed"
+        in result.stderr
+    )
+    assert (
+        "Warning: beta is both a conda dependency (beta=2.1=pyh1_0)"
+        " and locked in poetry.lock (beta==2.1)" in result.stderr
+    )
+
+    export(project, "-o", "conda-lock.yml", "--without-hashes", "--without-urls")
+    parsed = parse_with_conda_lock(project.path / "conda-lock.yml")
+    conda = {
+        d["name"]: (d["version"], d["build"])
+        for d in parsed["dependencies"]
+        if d["manager"] == "conda"
+    }
+    assert conda["python"] == (PYTHON, "hab00c5b_0_cpython")
+    assert conda["vega-cli"] == ("5.28.0", "h8bc1fc1_0")
+
+
+@pytest.fixture(scope="module")
+def multi_index(tmp_path_factory: pytest.TempPathFactory, wheels: Path) -> Any:
+    """The standard wheels plus `multi 1.0` published as two wheels (two hashes in the lock)."""
+    root = tmp_path_factory.mktemp("multi-wheels")
+    for wheel in wheels.iterdir():
+        shutil.copy(wheel, root)
+    build_wheel(WheelSpec("multi", "1.0", requires=["beta"]), root)
+    other = build_wheel(
+        WheelSpec("multi", "1.0", requires=["beta"], files={"multi/py2.py": b"2\n"}), root / "py2"
+    )
+    other.rename(root / "multi-1.0-py2-none-any.whl")
+    index = LocalIndex(root)
+    yield index
+    index.close()
+
+
+def test_several_files_per_package_and_a_sidecar(
+    multi_index: LocalIndex, tmp_path: Path, environ: dict[str, str]
+) -> None:
+    root = tmp_path / "multi"
+    root.mkdir()
+    project = Project(
+        root,
+        environ,
+        multi_index.url,
+        multi_index.root,
+        pyproject("multi-demo", multi_index.url, ["multi"]),
+    )
+    project.write_pyproject()
+    write_package(root, "multi-demo")
+    project.poetry("lock")
+    project.poetry("install")
+    (root / "reqs").mkdir()
+    export(project, "-o", "environment.yml", "--pip-requirements", "reqs/pins.txt")
+    env_file = root / "environment.yml"
+    assert pip_section(env_file) == ["-r reqs/pins.txt"]
+    sidecar = (root / "reqs" / "pins.txt").read_text()
+    assert sidecar.startswith(
+        "# Generated by `poetry env-export --format conda --pip-requirements reqs/pins.txt`"
+    )
+    assert sidecar.count("--hash=sha256:") == 3  # multi's two wheels, beta's one
+    # conda writes its temporary requirements file beside environment.yml: -r resolves there.
+    assert pip_resolves(project, as_conda_runs_pip(env_file)) == {"multi": "1.0", "beta": "2.1"}
+
+    assert (
+        export(
+            project, "-o", "environment.yml", "--pip-requirements", "reqs/pins.txt", "--check"
+        ).returncode
+        == 0
+    )
+    (root / "reqs" / "pins.txt").write_text(sidecar.replace("beta==2.1", "beta==2.0"))
+    result = export(
+        project,
+        "-o",
+        "environment.yml",
+        "--pip-requirements",
+        "reqs/pins.txt",
+        "--check",
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "-beta==2.0" in result.stdout and "+beta==2.1" in result.stdout
+    assert "reqs/pins.txt differs from the export" in result.stderr
+
+
+def test_path_dependencies_cannot_be_hashed(make_project: MakeProject) -> None:
+    def libs(root: Path) -> None:
+        write_path_dependency(root / "libs" / "editlib", "editlib")
+        write_path_dependency(root / "libs" / "copylib", "copylib")
+
+    project = make_project(
+        "pathdeps",
+        # Poetry reads [tool.poetry.dependencies] only while [project] has no dependencies.
+        poetry_dependencies={
+            "beta": "*",
+            "editlib": {"path": "libs/editlib", "develop": True},
+            "copylib": {"path": "libs/copylib", "develop": False},
+        },
+        before_lock=libs,
+    )
+    for fmt in ("conda", "requirements.txt"):
+        error = one_line_error(export(project, "-f", fmt, check=False))
+        assert "cannot install 2 selected package(s) that have no file hash" in error
+        assert "copylib @ file://" in error and "editlib" in error and "--without-hashes" in error
+    assert not (project.path / "environment.yml").exists()
+
+    # What the refusal saves users from: pip rejects a hashed file that holds a directory.
+    lock = tomlkit.parse((project.path / "poetry.lock").read_text()).unwrap()
+    beta = next(p for p in lock["package"] if p["name"] == "beta")
+    requirements = project.path / "mixed.txt"
+    requirements.write_text(
+        f"beta==2.1 --hash={beta['files'][0]['hash']}\n{project.path / 'libs' / 'copylib'}\n"
+    )
+    refused = run(
+        [
+            str(project.python),
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--no-index",
+            "--find-links",
+            str(project.wheels),
+            "-r",
+            str(requirements),
+        ],
+        env=project.environ,
+        check=False,
+    )
+    assert refused.returncode != 0 and "hash" in refused.stderr.lower()
+
+    export(project, "-o", "environment.yml", "--without-hashes")
+    pins = pip_section(project.path / "environment.yml")
+    # As poetry export writes them: absolute file: URLs, editable ones with -e.
+    assert any(line.startswith("-e file://") and "/libs/editlib ;" in line for line in pins)
+    assert any(line.startswith("copylib @ file://") for line in pins)
+    assert pip_resolves(
+        project, as_conda_runs_pip(project.path / "environment.yml"), hashes=False
+    ) == {
+        "beta": "2.1",
+        "editlib": "1.0.0",
+        "copylib": "1.0.0",
+    }
+
+
+# --- requirements.txt and pylock.toml: poetry-plugin-export's own output -----------------------
+
+
+def test_requirements_and_pylock_are_poetry_plugin_exports(make_project: MakeProject) -> None:
+    project = make_project(
+        "reqs",
+        ["alpha"],
+        groups={
+            "dev": {"dependencies": {"devdep": "*"}},
+            "docs": {"optional": True, "dependencies": {"docsdep": "*"}},
+        },
+        extras={"fast": ["gamma"]},
+    )
+    ours = export(project, "-f", "requirements.txt", "--with", "docs", "-E", "fast").stdout
+    header, _, body = ours.partition(
+        "# Do not edit: change pyproject.toml or poetry.lock and export again.\n"
+    )
+    assert header == (
+        "# Generated by `poetry env-export --format requirements.txt --with docs --all-extras`"
+        " from poetry.lock.\n"
+    )
+    # Groups follow `poetry install` (dev is in); `poetry export` needs them named.
+    theirs = project.poetry(
+        "export", "-f", "requirements.txt", "--with", "dev,docs", "-E", "fast"
+    ).stdout
+    assert body == theirs
+    (project.path / "requirements.txt").write_text(ours)
+    assert pip_resolves(project, project.path / "requirements.txt") == {
+        "alpha": "1.1",
+        "beta": "2.1",
+        "devdep": "1.0",
+        "docsdep": "1.0",
+        "gamma": "1.0",
+    }
+
+    export(project, "-f", "pylock.toml", "-o", "pylock.toml", "--only", "main")
+    ours = (project.path / "pylock.toml").read_text()
+    theirs = project.poetry("export", "-f", "pylock.toml").stdout
+    assert ours.split("\n", 2)[2] == theirs
+    try:
+        from packaging.pylock import Pylock  # packaging >= 26
+    except ImportError:
+        from poetry.core._vendor.packaging.pylock import Pylock  # type: ignore[no-redef]
+
+    pylock = Pylock.from_dict(tomlkit.parse(ours).unwrap())
+    lock = tomlkit.parse((project.path / "poetry.lock").read_text()).unwrap()
+    locked_hashes = {
+        p["name"]: {f["hash"].split(":", 1)[1] for f in p["files"]} for p in lock["package"]
+    }
+    assert {p.name: str(p.version) for p in pylock.packages} == {"alpha": "1.1", "beta": "2.1"}
+    for package in pylock.packages:
+        assert {w.hashes["sha256"] for w in package.wheels or []} == locked_hashes[package.name]
+
+
+def test_pylock_without_the_index_is_one_clear_error(
+    tmp_path: Path, wheels: Path, session_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    index = LocalIndex(wheels)
+    environ = isolated_environ(session_home, tmp_path_factory.mktemp("pylock-cache"))
+    root = tmp_path / "nonet"
+    root.mkdir()
+    project = Project(root, environ, index.url, wheels, pyproject("nonet", index.url, ["alpha"]))
+    project.write_pyproject()
+    write_package(root, "nonet")
+    project.poetry("lock")
+    index.close()
+    empty_cache = {"POETRY_CACHE_DIR": str(tmp_path_factory.mktemp("empty-cache"))}
+    result = project.poetry("env-export", "-f", "pylock.toml", check=False, env=empty_cache)
+    error = one_line_error(result)
+    assert result.stdout == ""
+    assert "pylock.toml needs file data from the package index, and asking it failed:" in error
+    assert "All attempts to connect to 127.0.0.1" in error
+    # requirements.txt needs nothing but the lock.
+    assert project.poetry("env-export", "-f", "requirements.txt", env=empty_cache).returncode == 0
+
+
+# --- the JSON environment manifest ----------------------------------------------------------------
+
+
+def validator() -> Any:
+    drift = json.loads((SCHEMAS / "drift-report.schema.json").read_text())
+    manifest = json.loads((SCHEMAS / "environment-manifest.schema.json").read_text())
+    return fastjsonschema.compile(manifest, handlers={"https": lambda uri: drift})
+
+
+def test_json_manifest_is_the_installed_state(make_project: MakeProject) -> None:
+    def libs(root: Path) -> None:
+        write_path_dependency(root / "libs" / "editlib", "editlib")
+
+    project = make_project(
+        "manifest",
+        poetry_dependencies={
+            "alpha": "*",
+            "clitool": "*",
+            "editlib": {"path": "libs/editlib", "develop": True},
+        },
+        before_lock=libs,
+    )
+    validate = validator()
+    manifest = json.loads(export(project, "-f", "json").stdout)
+    validate(manifest)
+    assert manifest["schema_version"] == 1
+    assert manifest["interpreter"]["version"] == PYTHON
+    assert manifest["interpreter"]["tags"]["interpreter"].startswith(("cp", "pp"))
+    assert manifest["verification"]["ok"] is True
+
+    inspect = json.loads(
+        run([str(project.python), "-m", "pip", "inspect"], env=project.environ).stdout
+    )
+    expected = {
+        canonicalize_name(d["metadata"]["name"]): (
+            d["metadata"]["version"],
+            d.get("direct_url"),
+            d.get("installer"),
+        )
+        for d in inspect["installed"]
+        if d["metadata_location"].startswith(str(project.venv))
+    }
+    found = {
+        d["name"]: (d["version"], d["direct_url"], d["installer"])
+        for d in manifest["distributions"]
+    }
+    assert found == expected
+    by_name = {d["name"]: d for d in manifest["distributions"]}
+    assert by_name["alpha"]["source"] == "index"
+    assert by_name["editlib"]["source"] == "editable"
+    assert by_name["manifest"]["source"] == "editable"
+    record = project.venv / by_name["beta"]["location"] / "RECORD"
+    assert by_name["beta"]["record_sha256"] == hashlib.sha256(record.read_bytes()).hexdigest()
+
+    export(project, "-f", "json", "-o", "env.json")
+    assert export(project, "-f", "json", "-o", "env.json", "--check").returncode == 0
+    project.pip("uninstall", "-y", "beta")
+    result = export(project, "-f", "json", "-o", "env.json", "--check", check=False)
+    assert result.returncode == 1 and '-      "name": "beta",' in result.stdout
+    manifest = json.loads(export(project, "-f", "json").stdout)
+    validate(manifest)
+    assert "beta" not in {d["name"] for d in manifest["distributions"]}
+    assert [(d["kind"], d["package"]) for d in manifest["verification"]["drifts"]] == [
+        ("missing", "beta")
+    ]
+
+
+# --- --check, determinism, writing ----------------------------------------------------------------
+
+
+def test_check_passes_fresh_and_fails_after_the_lock_changes(make_project: MakeProject) -> None:
+    project = make_project("checked", ["alpha"])
+    env_file = project.path / "environment.yml"
+    result = export(project, "--check", "-o", "environment.yml", check=False)
+    assert result.returncode == 1 and "environment.yml (missing)" in result.stdout
+    assert not env_file.exists()
+
+    export(project, "-o", "environment.yml")
+    env_file.chmod(0o640)
+    result = export(project, "--check", "-o", "environment.yml")
+    assert result.stdout == "" and "environment.yml: up to date." in result.stderr
+
+    before = env_file.read_bytes()
+    project.edit({"project": {"dependencies": ["alpha", "gamma"]}})
+    project.poetry("lock")
+    result = export(project, "--check", "-o", "environment.yml", check=False)
+    assert result.returncode == 1
+    assert result.stdout.startswith(
+        f"--- {Path('environment.yml')} (on disk)\n+++ environment.yml (export)\n"
+    )
+    assert '+      - "gamma==1.0 ; python_version >= \\"3.9\\" --hash=sha256:' in result.stdout
+    assert "environment.yml differs from the export" in result.stderr
+    assert env_file.read_bytes() == before  # --check writes nothing
+
+    export(project, "-o", "environment.yml")
+    assert env_file.stat().st_mode & 0o777 == 0o640  # rewritten in place of the old file
+    assert sorted(p.name for p in project.path.iterdir() if p.name.startswith(".environment")) == []
+    assert export(project, "--check", "-o", "environment.yml").returncode == 0
+
+    stamped = export(project, "--timestamp").stdout
+    assert stamped.splitlines()[2].startswith("# Generated at ")
+    assert stamped.replace(stamped.splitlines()[2] + "\n", "") == env_file.read_text()
+
+
+def test_usage_and_configuration_errors(make_project: MakeProject) -> None:
+    project = make_project("errors", ["beta"], install=False)
+    shutil.rmtree(project.venv, ignore_errors=True)
+    cases = [
+        (["--format", "xml"], "Unknown --format 'xml'."),
+        (["--check"], "--check compares a file: it needs -o FILE."),
+        (["--check", "-o", "x.yml", "--timestamp"], "--timestamp makes every export differ"),
+        (
+            ["-f", "requirements.txt", "--pip-requirements", "p.txt"],
+            "--pip-requirements applies to --format conda only.",
+        ),
+        (["-f", "json", "--without-hashes"], "--without-hashes does not apply to --format json."),
+        (
+            ["-f", "pylock.toml", "-o", "lock.toml"],
+            "must be named pylock.toml or pylock.<name>.toml",
+        ),
+        (["-E", "nope"], "Extra(s) not specified in pyproject.toml: nope."),
+        (["--with", "nope"], "Group(s) not found: nope (via --with)"),
+        ([], "No project environment: environment.yml pins python"),
+    ]
+    for args, message in cases:
+        result = export(project, *args, check=False)
+        assert message in one_line_error(result), (args, result.stderr)
+        assert result.stdout == ""
+    assert not project.venv.exists()
+
+    project.edit(
+        {
+            "tool": {
+                "poetry-snapshot": {"conda": {"channels": ["conda-forge"], "dependecies": ["x"]}}
+            }
+        }
+    )
+    error = one_line_error(export(project, "-f", "conda", check=False))
+    assert "Unknown key 'dependecies' in [tool.poetry-snapshot.conda]." in error
+    project.edit({"project": {"dependencies": ["beta", "gamma"]}})
+    error = one_line_error(export(project, "-f", "requirements.txt", check=False))
+    assert "poetry.lock is out of date" in error and "poetry lock" in error
