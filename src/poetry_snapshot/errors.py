@@ -27,3 +27,15 @@ class ConfigurationError(SnapshotError):
 
 class EnvironmentInspectionError(SnapshotError):
     """The project's environment exists but cannot be inspected (broken interpreter...)."""
+
+
+class CopyError(SnapshotError):
+    """A file could not be copied into the snapshot: full disk, permissions, a file that vanished."""
+
+
+class StoreError(SnapshotError):
+    """The snapshot base directory cannot be created, written or used."""
+
+
+class SnapshotExistsError(UsageError):
+    """A snapshot id that is already taken, by a published snapshot or by a run in progress."""
