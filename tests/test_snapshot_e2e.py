@@ -150,10 +150,11 @@ def test_death_by_signal_is_128_plus_n(make_project: MakeProject, base_dir: Path
 
 HANDLER = textwrap.dedent(
     """\
-    import signal, sys, time
+    import os, signal, sys, time
     def handler(signum, frame):
-        print(signal.Signals(signum).name, flush=True)
-        sys.exit(40 + signum)
+        # os.write, not print: the signal may land while print("ready") is still flushing.
+        os.write(1, (signal.Signals(signum).name + "\\n").encode())
+        os._exit(40 + signum)
     for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"):
         signal.signal(getattr(signal, name), handler)
     print("ready", flush=True)

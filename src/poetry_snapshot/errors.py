@@ -55,3 +55,15 @@ class IndexUnavailableError(SnapshotError):
 
 class OutputFileError(SnapshotError):
     """A generated file cannot be read (for --check) or written."""
+
+
+class CopyError(SnapshotError):
+    """A file cannot be copied into the snapshot: full disk, permissions, a vanished file."""
+
+
+class StoreError(SnapshotError):
+    """The snapshot base directory cannot be created, written or used."""
+
+
+class SnapshotExistsError(UsageError):
+    """A snapshot id that is already taken, by a published snapshot or by a run in progress."""

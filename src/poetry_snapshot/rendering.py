@@ -49,7 +49,8 @@ def drift_table(report: DriftReport, verbosity: int = 0) -> list[str]:
 
 
 def summary_line(report: DriftReport) -> str:
-    scope = f"{report.packages_checked} locked packages"
+    count = report.packages_checked
+    scope = f"{count} locked package{'' if count == 1 else 's'}"
     if report.ok:
         return f"<success>Environment matches poetry.lock</>: {scope} checked."
     counts: dict[str, int] = {}

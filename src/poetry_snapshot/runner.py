@@ -70,6 +70,8 @@ def command_environment(
 
 def run_command(argv: Sequence[str], cwd: Path, environ: Mapping[str, str]) -> Outcome:
     """Run `argv` to its end; returns how it ended. Raises CommandNotRunnable (126/127)."""
+    if not cwd.is_dir():
+        raise CommandNotRunnable(f"The working directory {cwd} does not exist.", None)
     executable = _resolve(argv[0], environ.get("PATH", os.defpath), cwd)
     try:
         process = subprocess.Popen([executable, *argv[1:]], cwd=cwd, env=dict(environ))

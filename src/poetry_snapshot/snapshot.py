@@ -39,7 +39,6 @@ from poetry_snapshot.selection import Selection
 from poetry_snapshot.selection import SelectionRules
 from poetry_snapshot.selection import select
 from poetry_snapshot.store import SnapshotStore
-from poetry_snapshot.store import new_snapshot_id
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -157,7 +156,6 @@ def take(
     store = SnapshotStore(request.base_dir)
     store.ensure()
     created = now()
-    snapshot_id = request.snapshot_id or new_snapshot_id(created)
     link_base = None
     if request.link:
         previous = store.latest()
@@ -170,15 +168,24 @@ def take(
                 files=read_files(previous.path),
                 created_ns=int(created_at.timestamp() * 1_000_000_000),
             )
-    reservation = store.reserve(snapshot_id, replace=request.replace)
+    reservation = (
+        store.reserve(request.snapshot_id, replace=request.replace)
+        if request.snapshot_id
+        else store.reserve_new(created)
+    )
+    snapshot_id = reservation.id
+    relative_cwd = _relative_cwd(cwd, planned.project_dir)
     with store.staging(reservation) as staging:
         result = copy_selection(planned.selection, staging, link_base=link_base, progress=progress)
+        # The command runs where the user stood; that directory may hold no selected file
+        # (empty, or ignored like results/), so make sure the snapshot has it.
+        (staging / relative_cwd).mkdir(parents=True, exist_ok=True)
         manifest = _manifest(
             poetry,
             planned,
             snapshot_id,
             created,
-            cwd,
+            relative_cwd,
             result,
             linked_from=None if link_base is None else link_base.root.name,
             git=read_git_info(planned.project_dir),
@@ -253,7 +260,7 @@ def _manifest(
     planned: SnapshotPlan,
     snapshot_id: str,
     created: datetime,
-    cwd: Path,
+    relative_cwd: str,
     result: CopyResult,
     *,
     linked_from: str | None,
@@ -279,7 +286,7 @@ def _manifest(
             name=poetry.package.pretty_name,
             version=poetry.package.pretty_version,
             source_dir=str(project_dir),
-            relative_cwd=_relative_cwd(cwd, project_dir),
+            relative_cwd=relative_cwd,
         ),
         tools={
             "poetry": poetry_version,

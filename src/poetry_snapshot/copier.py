@@ -1,0 +1,796 @@
+"""The copy engine: a selection copied into a staging directory, every file hashed on the way.
+
+Each source byte is read once. A regular file is read, hashed and written in the same pass;
+where the filesystem can clone (FICLONE: btrfs, XFS, bcachefs, ZFS 2.2) or copy server-side
+(copy_file_range on NFS 4.2 and SMB), a large file is cloned or copied by the filesystem and
+the source is read once more, only to hash it. Small files are batched per pool task so the
+pool's per-task cost stays off them; large ones get a task each and are scheduled first.
+
+With `link_base` (`--link`), a file whose size, mtime and content equal the previous
+snapshot's copy becomes a hard link to that copy, made read-only so that editing one snapshot
+cannot change another. As in git's index, a file whose stat signature (size, mtime, ctime,
+inode, device) equals the previous record is taken as unchanged without reading it, unless
+its mtime is too close to when the previous snapshot was taken to be trusted ("racy").
+
+Directories are created first and given their modes and mtimes last, deepest first, because
+creating an entry changes its directory's mtime and a read-only mode would stop the copy.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION
+from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from typing import NamedTuple
+from typing import Protocol
+
+from poetry_snapshot.errors import CopyError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from collections.abc import Sequence
+    from pathlib import Path
+    from typing import Callable
+
+# Below this size a file is read with one call and written from memory; at or above it, the
+# file gets a pool task of its own and is cloned, copied server-side or streamed in chunks.
+_LARGE = 1 << 20
+_CHUNK = 1 << 20
+# A batch of small files ends at whichever comes first; both keep a batch near a millisecond
+# of work, far above the pool's per-task cost, and leave enough batches to balance threads.
+_BATCH_FILES = 64
+_BATCH_BYTES = 4 << 20
+# mtimes this close to (or after) the previous snapshot's start cannot vouch for its content:
+# a write in the same timestamp tick as that snapshot's read leaves the stat signature as it
+# was. Two seconds also absorbs coarse filesystem clocks and NFS server/client clock skew.
+RACY_NS = 2_000_000_000
+_PROGRESS_INTERVAL = 0.1
+
+_FICLONE = 0x40049409  # _IOW(0x94, 9, int), linux/fs.h
+# Filesystems where copy_file_range copies without moving the data through this machine.
+_SERVER_SIDE_COPY = frozenset({"nfs", "nfs4", "cifs", "smb3", "ceph"})
+# link() errors that mean "no hard link here", not "the copy cannot go on": another
+# filesystem, the inode's link-count limit, or a filesystem without hard links.
+_NO_LINK = frozenset(
+    {errno.EXDEV, errno.EMLINK, errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
+)
+# FICLONE errors that mean "cannot clone these two files": copy them some other way.
+_NO_CLONE = frozenset(
+    {
+        errno.EOPNOTSUPP,
+        errno.ENOTSUP,
+        errno.ENOTTY,
+        errno.EINVAL,
+        errno.EXDEV,
+        errno.ENOSYS,
+        errno.EBADF,
+        errno.ETXTBSY,
+        errno.EPERM,
+    }
+)
+# O_NOFOLLOW and O_NONBLOCK: a source replaced by a symlink or a FIFO since the selection
+# fails or returns at once instead of being followed or blocking the copy.
+_OPEN_SOURCE = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+_CREATE = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+_UTIME_SYMLINKS = os.utime in os.supports_follow_symlinks
+
+
+class SourceEntry(Protocol):
+    """What the copier reads of a `selection.SelectedEntry`."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def mode(self) -> int: ...
+    @property
+    def mtime_ns(self) -> int: ...
+    @property
+    def ctime_ns(self) -> int: ...
+    @property
+    def inode(self) -> int: ...
+    @property
+    def device(self) -> int: ...
+    @property
+    def link_target(self) -> str | None: ...
+
+
+class SourceTree(Protocol):
+    """What the copier reads of a `selection.Selection`: its root and its entries."""
+
+    @property
+    def root(self) -> Path: ...
+    @property
+    def entries(self) -> Sequence[SourceEntry]: ...
+
+
+class CopiedFile(NamedTuple):
+    """One file or symlink as the snapshot holds it; a NamedTuple so 100,000 stay small."""
+
+    path: str  # relative, '/'-separated, os.fsdecode'd (as in the selection)
+    kind: str  # "file" or "symlink"
+    size: int
+    mode: int  # the source's permission bits (stat.S_IMODE), even where a link is read-only
+    mtime_ns: int
+    sha256: bytes | None  # 32-byte digest of the content; None for symlinks
+    link_target: str | None
+    linked: bool  # hard-linked from the previous snapshot
+    # The source file's stat signature when it was read; the next `--link` trusts the digest
+    # of a file whose signature is still this one.
+    ctime_ns: int
+    inode: int
+    device: int
+
+
+@dataclass(frozen=True)
+class LinkBase:
+    """The previous snapshot of the same project, for `--link`."""
+
+    root: Path
+    files: Mapping[str, CopiedFile]  # as recorded in its manifest
+    # When that snapshot was taken: a time from before its copy started. A later time would
+    # let a file written just after that copy read it pass as unchanged.
+    created_ns: int
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    files: tuple[CopiedFile, ...]  # in selection order
+    bytes_copied: int
+    bytes_linked: int
+    files_linked: int
+
+
+def copy_selection(
+    selection: SourceTree,
+    destination: Path,
+    *,
+    link_base: LinkBase | None = None,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> CopyResult:
+    """Copy every entry of `selection` into `destination`, an existing empty directory.
+
+    Raises CopyError naming the file when one cannot be copied; `destination` is then left
+    half-filled for the caller to delete. `progress(done_bytes, total_bytes)` is called from
+    this thread, at most ten times a second, and once at the end.
+    """
+    entries = selection.entries
+    copier = _Copier(selection.root, destination, link_base)
+    directories = copier.make_directories(entries)
+    results: list[CopiedFile | None] = [None] * len(entries)
+    total = sum(e.size for e in entries if e.kind == "file")
+    workers = workers or min(32, (os.cpu_count() or 1) * 4)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="snapshot-copy")
+    try:
+        futures = [
+            pool.submit(copier.copy_batch, entries, batch, results) for batch in _batches(entries)
+        ]
+        _wait(futures, copier, total, progress)
+    except BaseException:
+        copier.stop.set()  # running batches end at their next file or chunk
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    copier.finish_directories(directories)
+    if progress is not None:
+        progress(total, total)
+    files = tuple(f for f in results if f is not None)
+    assert len(files) == len(entries)
+    linked = [f for f in files if f.linked]
+    return CopyResult(
+        files=files,
+        bytes_copied=copier.bytes_copied,
+        bytes_linked=sum(f.size for f in linked),
+        files_linked=len(linked),
+    )
+
+
+def _batches(entries: Sequence[SourceEntry]) -> list[list[int]]:
+    """Indexes into `entries`: each large file alone and first, small ones in runs."""
+    large = [i for i, e in enumerate(entries) if e.kind == "file" and e.size >= _LARGE]
+    large.sort(key=lambda i: -entries[i].size)  # longest first: the pool ends together
+    batches = [[i] for i in large]
+    batch: list[int] = []
+    size = 0
+    for i, entry in enumerate(entries):
+        if entry.kind == "file" and entry.size >= _LARGE:
+            continue
+        batch.append(i)
+        size += entry.size
+        if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES:
+            batches.append(batch)
+            batch, size = [], 0
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+def _wait(
+    futures: list[Future[None]],
+    copier: _Copier,
+    total: int,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    pending: set[Future[None]] = set(futures)
+    last = 0.0
+    while pending:
+        done, pending = wait(pending, timeout=_PROGRESS_INTERVAL, return_when=FIRST_EXCEPTION)
+        for future in done:
+            future.result()  # the first CopyError ends the copy
+        now = time.monotonic()
+        if progress is not None and pending and now - last >= _PROGRESS_INTERVAL:
+            last = now
+            progress(copier.done_bytes, total)
+
+
+class _Stopped(Exception):
+    """Another batch failed or the copy was interrupted: this one ends early."""
+
+
+@dataclass(frozen=True)
+class _Directory:
+    path: str  # relative; "" is never listed (the destination belongs to the caller)
+    mode: int
+    atime_ns: int
+    mtime_ns: int
+
+
+class _Copier:
+    """State shared by the pool's threads during one `copy_selection` call."""
+
+    def __init__(self, source: Path, destination: Path, link_base: LinkBase | None) -> None:
+        # Directory prefixes that paths are appended to: plain strings, because Path objects
+        # would cost microseconds per file on the hot path.
+        self.source = _prefix(source)
+        self.destination = _prefix(destination)
+        self.link_base = link_base
+        self.link_root = None if link_base is None else _prefix(link_base.root)
+        # Files with an mtime before this have a trustworthy stat signature (see RACY_NS).
+        self.trust_before = 0 if link_base is None else link_base.created_ns - RACY_NS
+        self.stop = threading.Event()
+        self.umask = _current_umask()
+        # Written by any thread; a stale read only costs one more failed attempt.
+        self.can_link = link_base is not None
+        self.can_clone = sys.platform == "linux"
+        self.server_side_copy = _copies_server_side(self.destination)
+        self._lock = threading.Lock()
+        self._buffers = threading.local()
+        self.done_bytes = 0
+        self.bytes_copied = 0
+
+    # --- directories ---------------------------------------------------------------------
+
+    def make_directories(self, entries: Sequence[SourceEntry]) -> list[_Directory]:
+        """Create every parent directory of `entries`, owner-writable until the copy ends."""
+        seen: set[str] = set()
+        paths: list[str] = []
+        for entry in entries:
+            parent = entry.path.rpartition("/")[0]
+            while parent and parent not in seen:
+                seen.add(parent)
+                paths.append(parent)
+                parent = parent.rpartition("/")[0]
+        paths.sort()  # parents before their children
+        directories = []
+        for path in paths:
+            source = self.source + path
+            try:
+                st = os.lstat(source)
+            except OSError as e:
+                raise _source_error(path, e) from None
+            if not stat.S_ISDIR(st.st_mode):
+                raise CopyError(
+                    f"{_show(path)} in the project is no longer a directory.",
+                    "Something changed the project during the copy; run again when it is quiet.",
+                )
+            try:
+                os.mkdir(self.destination + path, 0o700)
+            except OSError as e:
+                raise _destination_error(path, e) from None
+            directories.append(
+                _Directory(path, stat.S_IMODE(st.st_mode), st.st_atime_ns, st.st_mtime_ns)
+            )
+        return directories
+
+    def finish_directories(self, directories: Sequence[_Directory]) -> None:
+        """Give directories their source's mode and times, deepest first."""
+        for directory in reversed(directories):
+            target = self.destination + directory.path
+            try:
+                if directory.mode != 0o700:
+                    os.chmod(target, directory.mode)
+                os.utime(target, ns=(directory.atime_ns, directory.mtime_ns))
+            except OSError as e:
+                raise _destination_error(directory.path, e) from None
+
+    # --- entries -------------------------------------------------------------------------
+
+    def copy_batch(
+        self,
+        entries: Sequence[SourceEntry],
+        batch: Sequence[int],
+        results: list[CopiedFile | None],
+    ) -> None:
+        meter = _Meter(self)
+        copied = 0
+        try:
+            for i in batch:
+                if self.stop.is_set():
+                    raise _Stopped
+                entry = entries[i]
+                if entry.kind == "symlink":
+                    results[i] = self._symlink(entry)
+                    continue
+                meter.budget = entry.size
+                result = self._file(entry, meter)
+                results[i] = result
+                meter.done += meter.budget  # what the chunks did not report
+                if not result.linked:
+                    copied += result.size
+        except _Stopped:
+            return
+        finally:
+            self.advance(meter.done, copied)
+
+    def advance(self, done: int, copied: int = 0) -> None:
+        with self._lock:
+            self.done_bytes += done
+            self.bytes_copied += copied
+
+    def _symlink(self, entry: SourceEntry) -> CopiedFile:
+        target = entry.link_target
+        try:
+            if target is None:
+                target = os.readlink(self.source + entry.path)
+        except OSError as e:
+            raise _source_error(entry.path, e) from None
+        destination = self.destination + entry.path
+        try:
+            os.symlink(target, destination)
+            if _UTIME_SYMLINKS:
+                os.utime(destination, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+        except OSError as e:
+            raise _destination_error(entry.path, e) from None
+        return CopiedFile(
+            entry.path,
+            entry.kind,
+            entry.size,
+            entry.mode,
+            entry.mtime_ns,
+            None,
+            target,
+            False,
+            entry.ctime_ns,
+            entry.inode,
+            entry.device,
+        )
+
+    def _file(self, entry: SourceEntry, meter: _Meter) -> CopiedFile:
+        previous = self._previous(entry)
+        if (
+            previous is not None
+            and entry.mtime_ns < self.trust_before
+            and previous.ctime_ns == entry.ctime_ns
+            and previous.inode == entry.inode
+            and previous.device == entry.device
+        ):
+            # Unchanged since the previous snapshot read it: its digest stands, unread.
+            linked = self._link(entry.path, entry.mode, previous)
+            if linked:
+                return _record(entry, None, previous.sha256, linked=True)
+        path = entry.path
+        try:
+            source = os.open(self.source + path, _OPEN_SOURCE)
+        except OSError as e:
+            raise _source_error(path, e) from None
+        try:
+            try:
+                st = os.fstat(source)
+            except OSError as e:
+                raise _source_error(path, e) from None
+            if not stat.S_ISREG(st.st_mode):
+                raise CopyError(
+                    f"{_show(path)} in the project is no longer a regular file.",
+                    "Something changed the project during the copy; run again when it is quiet.",
+                )
+            previous = self._previous(entry, st.st_size, st.st_mtime_ns)
+            if st.st_size < _LARGE:
+                data = _read_small(source, st.st_size, path)
+                digest = hashlib.sha256(data).digest()
+                if (
+                    previous is not None
+                    and digest == previous.sha256
+                    and self._link(path, stat.S_IMODE(st.st_mode), previous)
+                ):
+                    return _record(entry, st, previous.sha256, linked=True, size=len(data))
+                self._write_small(path, data, st)
+                return _record(entry, st, digest, size=len(data))
+            if previous is not None:
+                digest = self._hash_large(source, path, meter)
+                mode = stat.S_IMODE(st.st_mode)
+                if digest == previous.sha256 and self._link(path, mode, previous):
+                    return _record(entry, st, previous.sha256, linked=True)
+                _rewind(source, path)
+            digest, size = self._copy_large(source, path, st, meter)
+            return _record(entry, st, digest, size=size)
+        finally:
+            os.close(source)
+
+    def _previous(
+        self, entry: SourceEntry, size: int | None = None, mtime_ns: int | None = None
+    ) -> CopiedFile | None:
+        """The previous snapshot's record of this file, if size and mtime still match it."""
+        if not self.can_link:
+            return None
+        assert self.link_base is not None
+        previous = self.link_base.files.get(entry.path)
+        if (
+            previous is None
+            or previous.kind != "file"
+            or previous.sha256 is None
+            or previous.size != (entry.size if size is None else size)
+            or previous.mtime_ns != (entry.mtime_ns if mtime_ns is None else mtime_ns)
+        ):
+            return None
+        return previous
+
+    def _link(self, path: str, mode: int, previous: CopiedFile) -> bool:
+        """Hard-link the previous snapshot's copy of `path`, if it is still what it recorded."""
+        assert self.link_root is not None
+        old = self.link_root + path
+        try:
+            st = os.lstat(old)
+        except OSError:
+            return False  # gone or unreadable: copy
+        old_mode = stat.S_IMODE(st.st_mode)
+        if (
+            not stat.S_ISREG(st.st_mode)
+            or st.st_size != previous.size
+            or st.st_mtime_ns != previous.mtime_ns
+            # The link shares the inode and so its mode: it must be the source's, less write.
+            or old_mode & ~0o222 != mode & ~0o222
+        ):
+            return False
+        new = self.destination + path
+        try:
+            os.link(old, new)
+        except OSError as e:
+            if e.errno == errno.EXDEV:
+                self.can_link = False  # the previous snapshot is on another filesystem
+            if e.errno in _NO_LINK:
+                return False
+            raise _destination_error(path, e) from None
+        if old_mode & 0o222:
+            try:
+                os.chmod(new, old_mode & ~0o222)
+            except OSError as e:
+                raise _destination_error(path, e) from None
+        return True
+
+    def _write_small(self, path: str, data: bytes, st: os.stat_result) -> None:
+        destination = self.destination + path
+        mode = stat.S_IMODE(st.st_mode)
+        try:
+            fd = os.open(destination, _CREATE, mode & 0o777)
+        except OSError as e:
+            raise _destination_error(path, e) from None
+        try:
+            _write_all(fd, data, path)
+            self._finish_file(fd, path, mode, st)
+        finally:
+            _close(fd, path)
+
+    def _finish_file(self, fd: int, path: str, mode: int, st: os.stat_result) -> None:
+        try:
+            if mode & ~(0o777 & ~self.umask):
+                os.fchmod(fd, mode)  # the umask took bits away, or setuid/setgid/sticky
+            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+        except OSError as e:
+            raise _destination_error(path, e) from None
+
+    def _copy_large(
+        self, source: int, path: str, st: os.stat_result, meter: _Meter
+    ) -> tuple[bytes, int]:
+        destination = self.destination + path
+        mode = stat.S_IMODE(st.st_mode)
+        try:
+            fd = os.open(destination, _CREATE, mode & 0o777)
+        except OSError as e:
+            raise _destination_error(path, e) from None
+        try:
+            result = self._offloaded(source, fd, path, st, meter)
+            if result is None:
+                result = self._stream(source, fd, path, meter)
+            self._finish_file(fd, path, mode, st)
+            return result
+        finally:
+            _close(fd, path)
+
+    def _offloaded(
+        self, source: int, fd: int, path: str, st: os.stat_result, meter: _Meter
+    ) -> tuple[bytes, int] | None:
+        """Clone or copy server-side, then hash the source; None where neither is possible."""
+        if self.can_clone:
+            try:
+                import fcntl
+
+                fcntl.ioctl(fd, _FICLONE, source)
+            except OSError as e:
+                if e.errno not in _NO_CLONE:
+                    raise _destination_error(path, e) from None
+                self.can_clone = False  # the whole destination is one filesystem: stop trying
+            else:
+                return self._hash_after_offload(source, fd, path, st, meter)
+        if self.server_side_copy:
+            copied = 0
+            try:
+                while copied < st.st_size:
+                    n = os.copy_file_range(source, fd, _CHUNK << 6)
+                    if not n:
+                        break
+                    copied += n
+            except OSError as e:
+                if e.errno not in _NO_CLONE:
+                    raise _destination_error(path, e) from None
+                self.server_side_copy = False
+                _rewind(source, path)
+                _truncate(fd, path)
+                return None
+            _rewind(source, path)
+            return self._hash_after_offload(source, fd, path, st, meter)
+        return None
+
+    def _hash_after_offload(
+        self, source: int, fd: int, path: str, st: os.stat_result, meter: _Meter
+    ) -> tuple[bytes, int] | None:
+        """The source's digest, if the source did not change while it was cloned or copied."""
+        digest = self._hash_large(source, path, meter)
+        try:
+            after = os.fstat(source)
+        except OSError as e:
+            raise _source_error(path, e) from None
+        if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == (
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+        ):
+            return digest, st.st_size
+        # Written to meanwhile: the copy and the digest may hold different bytes. A streamed
+        # copy hashes exactly what it writes.
+        _rewind(source, path)
+        _truncate(fd, path)
+        return None
+
+    def _hash_large(self, source: int, path: str, meter: _Meter) -> bytes:
+        hasher = hashlib.sha256()
+        view = self._buffer()
+        while True:
+            n = _read_into(source, view, path)
+            if not n:
+                return hasher.digest()
+            hasher.update(view[:n])
+            meter.chunk(n)
+
+    def _stream(self, source: int, fd: int, path: str, meter: _Meter) -> tuple[bytes, int]:
+        hasher = hashlib.sha256()
+        view = self._buffer()
+        size = 0
+        while True:
+            n = _read_into(source, view, path)
+            if not n:
+                return hasher.digest(), size
+            chunk = view[:n]
+            hasher.update(chunk)
+            _write_all(fd, chunk, path)
+            size += n
+            meter.chunk(n)
+
+    def _buffer(self) -> memoryview:
+        buffer: memoryview | None = getattr(self._buffers, "view", None)
+        if buffer is None:
+            buffer = self._buffers.view = memoryview(bytearray(_CHUNK))
+        return buffer
+
+
+class _Meter:
+    """Progress of one batch: a large file reports its chunks as they go, once in total.
+
+    A file may be read twice (hashed for `--link`, then copied); `budget` is what it has left
+    to report, so the bytes done never pass the selection's total.
+    """
+
+    def __init__(self, copier: _Copier) -> None:
+        self.copier = copier
+        self.budget = 0
+        self.done = 0
+
+    def chunk(self, n: int) -> None:
+        if self.copier.stop.is_set():
+            raise _Stopped
+        n = min(n, self.budget)
+        if n:
+            self.budget -= n
+            self.copier.advance(n)
+
+
+def _record(
+    entry: SourceEntry,
+    st: os.stat_result | None,
+    digest: bytes | None,
+    *,
+    linked: bool = False,
+    size: int | None = None,
+) -> CopiedFile:
+    """The CopiedFile of a regular file, as the entry or (when given) fstat described it.
+
+    Where fstat agrees with the selection, the entry's int objects are reused: at 100,000
+    files, fresh ones for six stat fields would cost ~17 MB on top of the selection.
+    """
+    if st is None:
+        return CopiedFile(
+            entry.path, entry.kind, entry.size, entry.mode, entry.mtime_ns, digest, None,
+            linked, entry.ctime_ns, entry.inode, entry.device,
+        )  # fmt: skip
+    new_size = st.st_size if size is None else size
+    mode = stat.S_IMODE(st.st_mode)
+    return CopiedFile(
+        entry.path,
+        entry.kind,
+        entry.size if entry.size == new_size else new_size,
+        entry.mode if entry.mode == mode else mode,
+        entry.mtime_ns if entry.mtime_ns == st.st_mtime_ns else st.st_mtime_ns,
+        digest,
+        None,
+        linked,
+        entry.ctime_ns if entry.ctime_ns == st.st_ctime_ns else st.st_ctime_ns,
+        entry.inode if entry.inode == st.st_ino else st.st_ino,
+        entry.device if entry.device == st.st_dev else st.st_dev,
+    )
+
+
+def _prefix(directory: Path) -> str:
+    return os.fspath(directory).rstrip(os.sep) + os.sep
+
+
+def _read_small(fd: int, size: int, path: str) -> bytes:
+    """The whole file: one read, unless it grew or shrank since fstat."""
+    try:
+        data = os.read(fd, size + 1)
+        if len(data) == size:
+            return data  # regular files read short only at EOF: no second call to find it
+        parts = [data]
+        while data:
+            data = os.read(fd, max(size, 1 << 16))
+            parts.append(data)
+    except OSError as e:
+        raise _source_error(path, e) from None
+    return b"".join(parts)
+
+
+def _read_into(fd: int, view: memoryview, path: str) -> int:
+    try:
+        return os.readv(fd, [view])
+    except OSError as e:
+        raise _source_error(path, e) from None
+
+
+def _write_all(fd: int, data: bytes | memoryview, path: str) -> None:
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as e:
+        raise _destination_error(path, e) from None
+
+
+def _rewind(fd: int, path: str) -> None:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+    except OSError as e:
+        raise _source_error(path, e) from None
+
+
+def _truncate(fd: int, path: str) -> None:
+    try:
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+    except OSError as e:
+        raise _destination_error(path, e) from None
+
+
+def _close(fd: int, path: str) -> None:
+    try:
+        os.close(fd)  # NFS and quotas report some write errors only here
+    except OSError as e:
+        raise _destination_error(path, e) from None
+
+
+def _source_error(path: str, error: OSError) -> CopyError:
+    if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+        return CopyError(
+            f"{_show(path)} disappeared from the project during the copy.",
+            "Something changed the project meanwhile; run again when it is quiet.",
+        )
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return CopyError(
+            f"Cannot read {_show(path)}: permission denied.",
+            "Make it readable, or exclude it from the snapshot.",
+        )
+    return CopyError(f"Cannot read {_show(path)}: {error.strerror}.")
+
+
+def _destination_error(path: str, error: OSError) -> CopyError:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = "No space left" if error.errno == errno.ENOSPC else "Disk quota exceeded"
+        return CopyError(
+            f"{what} on the snapshot's filesystem while copying {_show(path)}.",
+            "Free some space, or choose another base directory (--base-dir).",
+        )
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return CopyError(
+            f"Cannot write {_show(path)} into the snapshot: {error.strerror}.",
+            "Choose a writable base directory (--base-dir).",
+        )
+    return CopyError(f"Cannot write {_show(path)} into the snapshot: {error.strerror}.")
+
+
+def _show(path: str) -> str:
+    """A path fit for a one-line message: bytes that are not UTF-8 shown as \\xNN."""
+    return repr(path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+
+
+def _current_umask() -> int:
+    """The process umask, read without changing it (os.umask would race other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o777  # unknown: every file gets an explicit fchmod
+
+
+def _copies_server_side(path: str) -> bool:
+    """Whether `path` lies on a network filesystem that copy_file_range copies server-side."""
+    if sys.platform != "linux":
+        return False
+    try:
+        device = os.stat(path).st_dev
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mounts:
+            lines = mounts.readlines()
+    except OSError:
+        return False
+    wanted = f"{os.major(device)}:{os.minor(device)}"
+    for line in lines:
+        fields = line.split()
+        # "id parent major:minor root mountpoint options [optional...] - fstype source ..."
+        if len(fields) > 3 and fields[2] == wanted and " - " in line:
+            fstype = line.split(" - ", 1)[1].split()[0]
+            return fstype in _SERVER_SIDE_COPY
+    return False
