@@ -30,7 +30,7 @@ class EnvironmentInspectionError(SnapshotError):
 
 
 class CopyError(SnapshotError):
-    """A file could not be copied into the snapshot: full disk, permissions, a file that vanished."""
+    """A file cannot be copied into the snapshot: full disk, permissions, a file that vanished."""
 
 
 class StoreError(SnapshotError):
@@ -39,3 +39,10 @@ class StoreError(SnapshotError):
 
 class SnapshotExistsError(UsageError):
     """A snapshot id that is already taken, by a published snapshot or by a run in progress."""
+
+
+def quoted(name: str) -> str:
+    """A file name or id fit for a one-line message: in quotes, with bytes that are not UTF-8
+    (surrogate-escaped by os.fsdecode) as \\xNN and control characters escaped."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "'" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text) + "'"
