@@ -35,6 +35,7 @@ from typing import NamedTuple
 from typing import Protocol
 
 from poetry_snapshot.errors import CopyError
+from poetry_snapshot.errors import quoted
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -305,7 +306,7 @@ class _Copier:
                 raise _source_error(path, e) from None
             if not stat.S_ISDIR(st.st_mode):
                 raise CopyError(
-                    f"{_show(path)} in the project is no longer a directory.",
+                    f"{quoted(path)} in the project is no longer a directory.",
                     "Something changed the project during the copy; run again when it is quiet.",
                 )
             try:
@@ -415,7 +416,7 @@ class _Copier:
                 raise _source_error(path, e) from None
             if not stat.S_ISREG(st.st_mode):
                 raise CopyError(
-                    f"{_show(path)} in the project is no longer a regular file.",
+                    f"{quoted(path)} in the project is no longer a regular file.",
                     "Something changed the project during the copy; run again when it is quiet.",
                 )
             previous = self._previous(entry, st.st_size, st.st_mtime_ns)
@@ -733,35 +734,30 @@ def _close(fd: int, path: str) -> None:
 def _source_error(path: str, error: OSError) -> CopyError:
     if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
         return CopyError(
-            f"{_show(path)} disappeared from the project during the copy.",
+            f"{quoted(path)} disappeared from the project during the copy.",
             "Something changed the project meanwhile; run again when it is quiet.",
         )
     if error.errno in (errno.EACCES, errno.EPERM):
         return CopyError(
-            f"Cannot read {_show(path)}: permission denied.",
+            f"Cannot read {quoted(path)}: permission denied.",
             "Make it readable, or exclude it from the snapshot.",
         )
-    return CopyError(f"Cannot read {_show(path)}: {error.strerror}.")
+    return CopyError(f"Cannot read {quoted(path)}: {error.strerror}.")
 
 
 def _destination_error(path: str, error: OSError) -> CopyError:
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         what = "No space left" if error.errno == errno.ENOSPC else "Disk quota exceeded"
         return CopyError(
-            f"{what} on the snapshot's filesystem while copying {_show(path)}.",
+            f"{what} on the snapshot's filesystem while copying {quoted(path)}.",
             "Free some space, or choose another base directory (--base-dir).",
         )
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return CopyError(
-            f"Cannot write {_show(path)} into the snapshot: {error.strerror}.",
+            f"Cannot write {quoted(path)} into the snapshot: {error.strerror}.",
             "Choose a writable base directory (--base-dir).",
         )
-    return CopyError(f"Cannot write {_show(path)} into the snapshot: {error.strerror}.")
-
-
-def _show(path: str) -> str:
-    """A path fit for a one-line message: bytes that are not UTF-8 shown as \\xNN."""
-    return repr(path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+    return CopyError(f"Cannot write {quoted(path)} into the snapshot: {error.strerror}.")
 
 
 def _current_umask() -> int:

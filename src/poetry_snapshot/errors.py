@@ -67,3 +67,10 @@ class StoreError(SnapshotError):
 
 class SnapshotExistsError(UsageError):
     """A snapshot id that is already taken, by a published snapshot or by a run in progress."""
+
+
+def quoted(name: str) -> str:
+    """A file name or id fit for a one-line message: in quotes, with bytes that are not UTF-8
+    (surrogate-escaped by os.fsdecode) as \\xNN and control characters escaped."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "'" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text) + "'"

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 from poetry_snapshot.errors import SnapshotExistsError
 from poetry_snapshot.errors import StoreError
 from poetry_snapshot.errors import UsageError
+from poetry_snapshot.errors import quoted
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -113,7 +114,7 @@ def validate_snapshot_id(text: str) -> str:
     """`text` if it can name a snapshot directory; UsageError otherwise."""
     if len(text) > MAX_ID_LENGTH or not _ID.fullmatch(text):
         raise UsageError(
-            f"Invalid snapshot id {_show(text)}.",
+            f"Invalid snapshot id {quoted(text)}.",
             f"Use up to {MAX_ID_LENGTH} letters, digits, '.', '_' or '-', not starting with '.'.",
         )
     return text
@@ -208,7 +209,7 @@ class SnapshotStore:
         try:
             reservation.path.mkdir(0o700)
         except FileExistsError:
-            if not replace or not self._replaceable(snapshot_id):
+            if not replace or not self._replaceable(reservation):
                 self._unlock(reservation)
                 raise SnapshotExistsError(
                     f"Snapshot id {snapshot_id!r} is already taken in {self.base}.",
@@ -230,12 +231,13 @@ class SnapshotStore:
                 continue
         raise StoreError(f"Cannot find a free snapshot id in {self.base}.")  # 100 clashes: broken
 
-    def _replaceable(self, snapshot_id: str) -> bool:
+    def _replaceable(self, reservation: Reservation) -> bool:
         """A published snapshot, or the reservation of a run that crashed: not a live run's."""
-        path = self.base / snapshot_id
+        path = reservation.path
         if not path.is_dir() or path.is_symlink():
             return False
-        return _exists(path / METADATA / MANIFEST) or snapshot_id not in self._live_ids()
+        own = f"{reservation.id}.{reservation.token}"
+        return _exists(path / METADATA / MANIFEST) or reservation.id not in self._live_ids(own)
 
     def _lock(self, snapshot_id: str, token: str) -> int:
         """Create and flock this run's lock file; it appears under its name already locked."""
@@ -404,11 +406,14 @@ class SnapshotStore:
             found.append(path)
         return sorted(found)
 
-    def _live_ids(self) -> set[str]:
+    def _live_ids(self, own: str) -> set[str]:
+        """Ids held by runs in progress, other than the run `own` ("<id>.<token>")."""
         return {
             _run_of(name).rpartition(".")[0]
             for name in _list(self.staging_dir)
-            if name.endswith(_LOCK_SUFFIXES) and _held(self.staging_dir / name)
+            if name.endswith(_LOCK_SUFFIXES)
+            and _run_of(name) != own
+            and _held(self.staging_dir / name)
         }
 
 
@@ -555,10 +560,6 @@ def _exists(path: Path) -> bool:
 
 def _unlink(path: Path) -> None:
     path.unlink(missing_ok=True)
-
-
-def _show(text: str) -> str:
-    return repr(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
 
 
 @contextmanager

@@ -40,6 +40,11 @@ class InstallOptionsCommand(GroupCommand):
     def handle(self) -> int:
         try:
             return self.handle_command()
+        except KeyboardInterrupt:
+            # Ctrl-C before the command started (verifying, copying): staging is already
+            # cleaned up by then; exit as an interrupted shell command does.
+            self.line_error("<error>Interrupted.</error>")
+            return 130
         except SnapshotError as e:
             message = f"<error>{Formatter.escape(e.message)}</error>"
             if e.fix:
