@@ -188,7 +188,7 @@ def copy_selection(
     directories = copier.make_directories(entries)
     results: list[CopiedFile | None] = [None] * len(entries)
     total = sum(e.size for e in entries if e.kind == "file")
-    workers = workers or min(32, (os.cpu_count() or 1) * 4)
+    workers = workers or min(32, (os.cpu_count() or 1) + 2)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="snapshot-copy")
     try:
         futures = [

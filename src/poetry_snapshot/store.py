@@ -295,6 +295,7 @@ class SnapshotStore:
         try:
             path.mkdir(0o700)
         except OSError as e:
+            self.release(reservation)
             raise _base_error(self.base, e) from None
         with _interrupts_raise():
             try:
@@ -344,7 +345,11 @@ class SnapshotStore:
             return staging  # the old snapshot now sits where the new one was built
         aside = staging.with_name(staging.name + ".old")
         target.rename(aside)
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except OSError:
+            aside.rename(target)  # put the old snapshot back rather than lose its id
+            raise
         return aside
 
     def _staging_path(self, reservation: Reservation) -> Path:
