@@ -6,6 +6,9 @@ Layout under the base directory:
                                 that, an empty directory holding the id (a reservation)
     .staging/<id>.<token>/      a snapshot being built
     .staging/<id>.<token>.lock  flock'ed by the run that holds the id, until it is done
+                                (created as `.lock.tmp`, renamed once locked)
+    .staging/<id>.<token>.old   a replaced snapshot on its way out, where renameat2 cannot
+                                swap the two directories
 
 An id is taken with `mkdir(<base>/<id>)`, which is atomic everywhere, NFS included: of any
 number of runs asking for the same id, exactly one gets it, and an id once published is never
