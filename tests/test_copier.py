@@ -602,3 +602,14 @@ def test_copied_file_is_small() -> None:
     """100,000 records must fit in little memory: a plain tuple, no per-instance dict."""
     record = CopiedFile("a", "file", 1, 0o644, 2, b"\0" * 32, None, False, 3, 4, 5)
     assert not hasattr(record, "__dict__")
+
+
+def test_an_empty_selection_copies_nothing(tmp_path: Path) -> None:
+    (tmp_path / "project").mkdir()
+    calls: list[tuple[int, int]] = []
+    result = copy(
+        select_tree(tmp_path / "project"), tmp_path / "snap", progress=lambda *a: calls.append(a)
+    )
+    assert result == CopyResult((), 0, 0, 0)
+    assert calls == [(0, 0)]
+    assert list((tmp_path / "snap").iterdir()) == []
