@@ -16,13 +16,11 @@ import argparse
 import os
 import random
 import shutil
-import stat
 import statistics
 import subprocess
 import sys
 import time
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from typing import Callable
@@ -30,6 +28,7 @@ from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
 from poetry_snapshot.copier import CopyResult  # noqa: E402
 from poetry_snapshot.copier import LinkBase  # noqa: E402
@@ -80,59 +79,16 @@ def generate(root: Path, files: int, big: int, sizes: tuple[int, int], seed: int
     stamp.write_text(recipe)
 
 
-class Entry(NamedTuple):
-    path: str
-    kind: str
-    size: int
-    mode: int
-    mtime_ns: int
-    ctime_ns: int
-    inode: int
-    device: int
-    link_target: str | None
-
-
-@dataclass(frozen=True)
-class Tree:
-    root: Path
-    entries: tuple[Entry, ...]
-
-
 def select(root: Path) -> Any:
-    """The real selection when this checkout has it, else a walk that yields the same shape."""
+    """The real selection when this checkout has it, else the tests' stand-in (a walk that
+    gives the same shape)."""
     try:
         from poetry_snapshot.selection import select as real_select
     except ImportError:
-        pass
-    else:
-        return real_select(root, git="off")
-    entries = []
-    stack = [(os.fsencode(root), b"")]
-    while stack:
-        directory, prefix = stack.pop()
-        with os.scandir(directory) as items:
-            for item in items:
-                st = item.stat(follow_symlinks=False)
-                relative = prefix + item.name
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append((item.path, relative + b"/"))
-                elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-                    link = stat.S_ISLNK(st.st_mode)
-                    entries.append(
-                        Entry(
-                            os.fsdecode(relative),
-                            "symlink" if link else "file",
-                            st.st_size,
-                            stat.S_IMODE(st.st_mode),
-                            st.st_mtime_ns,
-                            st.st_ctime_ns,
-                            st.st_ino,
-                            st.st_dev,
-                            os.fsdecode(os.readlink(item.path)) if link else None,
-                        )
-                    )
-    entries.sort(key=lambda e: os.fsencode(e.path))
-    return Tree(Path(root), tuple(entries))
+        from tests.test_copier import select_tree
+
+        return select_tree(root)
+    return real_select(root, git="off")
 
 
 def selection_kind() -> str:
@@ -271,6 +227,7 @@ def measure_linked(
 
 MEMORY_CHILD = """
 import os, sys, time
+sys.path.insert(0, {root!r})
 sys.path.insert(0, {src!r})
 sys.path.insert(0, {benchmarks!r})
 if {with_poetry!r}:
@@ -293,6 +250,7 @@ print("peak_kib", peak)
 
 def measure_memory(tree_root: Path, runs: Runs, with_poetry: bool, run_copy: bool) -> float:
     script = MEMORY_CHILD.format(
+        root=str(ROOT),
         src=str(ROOT / "src"),
         benchmarks=str(ROOT / "benchmarks"),
         with_poetry=with_poetry,
