@@ -95,7 +95,7 @@ def selection_kind() -> str:
     try:
         import poetry_snapshot.selection  # noqa: F401
     except ImportError:
-        return "a local os.scandir walk (selection.py not in this checkout)"
+        return "the tests' stand-in, an os.scandir walk (no selection.py in this checkout)"
     return "selection.select(git='off')"
 
 

@@ -448,7 +448,7 @@ def test_killed_runs_never_expose_partial_snapshots(tmp_path: Path) -> None:
         child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0, 0.25))
+        time.sleep(rng.uniform(0, 0.4))
         child.kill()
         child.wait()
         child.stdout.close()

@@ -367,6 +367,9 @@ class _Copier:
                     copied += result.size
         except _Stopped:
             return
+        except BaseException:
+            self.stop.set()  # the others stop now, not when the calling thread next wakes
+            raise
         finally:
             self.advance(meter.done, copied)
 
