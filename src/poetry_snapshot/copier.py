@@ -14,6 +14,11 @@ its mtime is too close to when the previous snapshot was taken to be trusted ("r
 
 Directories are created first and given their modes and mtimes last, deepest first, because
 creating an entry changes its directory's mtime and a read-only mode would stop the copy.
+
+Why these strategies (benchmarks/bench_copy.py; 20,000 files of 200 B-8 KiB on ext4, 2 vCPUs):
+read-hash-write took 1.75 s where copy_file_range (or sendfile) and a second read to hash
+took 2.16 s (2.06 s): without a clone or a server-side copy, the kernel's copy only adds a
+pass. On XFS, cloning and hashing 400 MB of large files took 0.2 s, all of it hashing.
 """
 
 # ruff: noqa: PTH101, PTH102, PTH115, PTH116, PTH211 - str paths on purpose, see _Copier.
