@@ -9,6 +9,7 @@ import stat
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -536,26 +537,30 @@ def test_error_names_are_printable(tmp_path: Path) -> None:
     assert "'bad-\\xff'" in one_line(raised.value)
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "small-disk"
+@contextmanager
+def tmpfs(mount: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted at `mount` for the block; skips the test where mounting is not allowed."""
     mount.mkdir()
     try:
         done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
             capture_output=True,
             text=True,
         )
     except FileNotFoundError:
-        pytest.skip("no mount command: cannot make a full filesystem")
+        pytest.skip("no mount command: cannot make a small or read-only filesystem")
     if done.returncode != 0:
-        pytest.skip(
-            f"cannot mount a 1 MiB tmpfs (needs root or CAP_SYS_ADMIN): {done.stderr.strip()}"
-        )
+        pytest.skip(f"cannot mount a tmpfs (needs root or CAP_SYS_ADMIN): {done.stderr.strip()}")
     try:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    with tmpfs(tmp_path / "small-disk", "size=1m") as mount:
+        yield mount
 
 
 def test_full_disk_is_one_clear_error(tmp_path: Path, small_disk: Path) -> None:
@@ -600,3 +605,14 @@ def test_copied_file_is_small() -> None:
     """100,000 records must fit in little memory: a plain tuple, no per-instance dict."""
     record = CopiedFile("a", "file", 1, 0o644, 2, b"\0" * 32, None, False, 3, 4, 5)
     assert not hasattr(record, "__dict__")
+
+
+def test_an_empty_selection_copies_nothing(tmp_path: Path) -> None:
+    (tmp_path / "project").mkdir()
+    calls: list[tuple[int, int]] = []
+    result = copy(
+        select_tree(tmp_path / "project"), tmp_path / "snap", progress=lambda *a: calls.append(a)
+    )
+    assert result == CopyResult((), 0, 0, 0)
+    assert calls == [(0, 0)]
+    assert list((tmp_path / "snap").iterdir()) == []

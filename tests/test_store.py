@@ -31,6 +31,7 @@ from poetry_snapshot.store import SnapshotStore
 from poetry_snapshot.store import new_snapshot_id
 from poetry_snapshot.store import resolve_base_dir
 from poetry_snapshot.store import validate_snapshot_id
+from tests.test_copier import tmpfs
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -174,22 +175,8 @@ def test_ensure_under_a_regular_file_is_one_clear_error(tmp_path: Path) -> None:
 @pytest.fixture
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
     """A read-only tmpfs: root ignores permission bits, not a read-only mount."""
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    try:
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mount)],
-            capture_output=True,
-            text=True,
-        )
-    except FileNotFoundError:
-        pytest.skip("no mount command: cannot make a read-only filesystem")
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs (needs root): {done.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "ro", "size=1m,ro") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_unwritable_base_dir_is_one_clear_error(read_only_dir: Path) -> None:
@@ -459,7 +446,7 @@ def test_killed_runs_never_expose_partial_snapshots(tmp_path: Path) -> None:
         child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0, 0.25))
+        time.sleep(rng.uniform(0, 0.4))
         child.kill()
         child.wait()
         child.stdout.close()

@@ -6,6 +6,9 @@ Layout under the base directory:
                                 that, an empty directory holding the id (a reservation)
     .staging/<id>.<token>/      a snapshot being built
     .staging/<id>.<token>.lock  flock'ed by the run that holds the id, until it is done
+                                (created as `.lock.tmp`, renamed once locked)
+    .staging/<id>.<token>.old   a replaced snapshot on its way out, where renameat2 cannot
+                                swap the two directories
 
 An id is taken with `mkdir(<base>/<id>)`, which is atomic everywhere, NFS included: of any
 number of runs asking for the same id, exactly one gets it, and an id once published is never
@@ -293,6 +296,7 @@ class SnapshotStore:
         try:
             path.mkdir(0o700)
         except OSError as e:
+            self.release(reservation)
             raise _base_error(self.base, e) from None
         with _interrupts_raise():
             try:
@@ -342,7 +346,11 @@ class SnapshotStore:
             return staging  # the old snapshot now sits where the new one was built
         aside = staging.with_name(staging.name + ".old")
         target.rename(aside)
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except OSError:
+            aside.rename(target)  # put the old snapshot back rather than lose its id
+            raise
         return aside
 
     def _staging_path(self, reservation: Reservation) -> Path:
