@@ -160,6 +160,7 @@ Put the command after <comment>--</comment> so that its options are not read as 
                 os.environ,
                 Path(poetry.config.get("cache-dir")),
                 poetry.package.name,
+                project_dir=poetry.pyproject_path.parent,
             ),
             snapshot_id=validate_snapshot_id(snapshot_id) if snapshot_id else None,
             replace=self.option("replace"),
