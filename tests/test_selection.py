@@ -255,6 +255,38 @@ def test_deeper_gitignore_outranks_info_exclude(project: Path) -> None:
     assert paths(select_both(project)) == expected
 
 
+def test_symlinked_exclude_files_are_followed_a_symlinked_gitignore_is_not(
+    project: Path, git_home: Path, tmp_path: Path
+) -> None:
+    init(project)
+    write(tmp_path, "dotfiles/ignore", b"*.swp\n")
+    write(tmp_path, "dotfiles/exclude", b"secret.txt\n")
+    write(tmp_path, "dotfiles/gitignore", b"*.log\n")
+    (git_home / "config/git").mkdir(parents=True)
+    (git_home / "config/git/ignore").symlink_to(tmp_path / "dotfiles/ignore")
+    (project / ".git/info").mkdir(exist_ok=True)
+    (project / ".git/info/exclude").unlink(missing_ok=True)
+    (project / ".git/info/exclude").symlink_to(tmp_path / "dotfiles/exclude")
+    (project / ".gitignore").symlink_to(tmp_path / "dotfiles/gitignore")
+    for name in ("a.swp", "secret.txt", "app.log", "main.py"):
+        write(project, name)
+    expected = [".gitignore", "app.log", "main.py"]
+    assert sorted(git_view(project)) == expected
+    assert paths(select_both(project)) == expected
+
+
+@pytest.mark.parametrize("backend", GIT_BACKENDS)
+def test_an_exclude_file_that_is_a_directory_is_an_error_as_in_git(
+    project: Path, git_home: Path, backend: str
+) -> None:
+    init(project)
+    write(project, "main.py")
+    (git_home / "config/git/ignore").mkdir(parents=True)
+    with pytest.raises(SelectionError) as error:
+        select(project, git=backend)
+    assert "as an exclude file" in str(error.value) and "\n" not in str(error.value)
+
+
 @pytest.mark.parametrize("backend", GIT_BACKENDS)
 def test_root_below_the_top_of_the_work_tree(project: Path, backend: str) -> None:
     init(project)

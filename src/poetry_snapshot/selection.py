@@ -4,8 +4,10 @@ In a git work tree the selection is what git sees: tracked files still on disk p
 files no ignore rule hides (nested `.gitignore`, `!` re-includes, `.git/info/exclude`,
 `core.excludesFile`), submodules and nested repositories each by their own rules. The `git`
 binary answers when it is on PATH; otherwise dulwich (Poetry ships it) reads the index and a
-walk applies the same rules. Outside git, everything is taken except VCS metadata, caches,
-build output and virtualenvs.
+walk applies the same rules. Patterns are always matched by `gitignore`, git's own rules:
+dulwich's matching changed across the releases Poetry 2.x brings, so dulwich only reads the
+index, the config and the repository. Outside git, everything is taken except VCS metadata,
+caches, build output and virtualenvs.
 
 On top of that base, `SelectionRules.include` brings back files the base left out, `exclude`
 removes files and wins over `include` (write `data/*` then `!data/small.csv` to keep one file
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import errno
 import heapq
-import io
 import os
 import re
 import shutil
@@ -32,6 +33,10 @@ from typing import TYPE_CHECKING
 from typing import NamedTuple
 
 from poetry_snapshot.errors import SelectionError
+from poetry_snapshot.gitignore import InvalidPattern
+from poetry_snapshot.gitignore import Pattern
+from poetry_snapshot.gitignore import compile_pattern
+from poetry_snapshot.gitignore import read_lines
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -39,7 +44,6 @@ if TYPE_CHECKING:
     from typing import Callable
 
     from dulwich.config import Config
-    from dulwich.ignore import Pattern
     from dulwich.repo import Repo
 
 # Past either limit the command warns and shows largest_directories() before copying.
@@ -161,13 +165,6 @@ class Selection:
         return self.total_bytes > TOO_BIG_BYTES or self.file_count > TOO_BIG_FILES
 
 
-def _exact_dulwich() -> bool:
-    """Whether dulwich matches ignore patterns exactly as git does (1.2.15 and later)."""
-    from dulwich.ignore import Pattern
-
-    return hasattr(Pattern, "matches")
-
-
 def select(root: Path, rules: SelectionRules = _NO_RULES, *, git: str = "auto") -> Selection:
     """Decide which files under `root` a snapshot holds; reads the tree, changes nothing.
 
@@ -267,102 +264,54 @@ class _CompiledRules:
 
 
 class _PatternFile:
-    """The patterns of one ignore file (or rule list) in order, matched by dulwich.
+    """The patterns of one ignore file (or rule list) in order; the last match decides.
 
-    Asking each dulwich Pattern about each path costs ~0.3 µs per pattern: 5 s for 100,000
-    files against the 150 lines of a common Python .gitignore. Most paths match no pattern,
-    so combined regexes, built from dulwich's own translations, first answer "does any
-    pattern match?" and the exact per-pattern scan runs only on a hit. Patterns without a
-    slash (most of them) only ever look at the last path component, so their combined regex
-    runs on the name alone and never backtracks over the directories.
+    Asking each pattern about each path costs ~0.3 µs per pattern: 5 s for 100,000 files
+    against the 150 lines of a common Python .gitignore. Most paths match no pattern, so
+    combined regexes first answer "does any pattern match?" and the per-pattern scan runs
+    only on a hit. Patterns without a slash (most of them) only ever look at the last path
+    component, so their combined regex runs on the name alone and never backtracks over the
+    directories.
     """
 
     def __init__(self, lines: Iterable[bytes], *, ignorecase: bool, strict: str | None) -> None:
         """strict names the user's rule list ("include") whose bad patterns are errors; a bad
-        line of an ignore file is skipped, as git skips it."""
-        from dulwich.ignore import Pattern
-
+        line of an ignore file is skipped: git keeps it, and it never matches."""
         self.patterns: list[Pattern] = []
         for line in lines:
             try:
-                self.patterns.append(Pattern(line, ignorecase))
-            except Exception as e:  # dulwich's MalformedPattern (re.error in older releases)
+                self.patterns.append(compile_pattern(line, ignorecase=ignorecase))
+            except InvalidPattern as e:
                 if strict:
                     raise SelectionError(
                         f"Invalid {strict} pattern {os.fsdecode(line)!r}: {e}.",
                         "Patterns use .gitignore syntax.",
                     ) from None
-        flags = re.IGNORECASE if ignorecase else 0
-        exact = _exact_dulwich()
-        rules = [(p, p.matches if exact else _name_matcher(p, flags)) for p in self.patterns]
-        self._for_dirs = rules[::-1]  # the last matching pattern decides: scan from the end
-        self._for_files = [(p, m) for p, m in self._for_dirs if not _directory_only(p)]
-        self._dir_check = _Prefilter(self.patterns, flags)
-        self._file_check = _Prefilter([p for p, _ in self._for_files], flags)
+        self._for_dirs = self.patterns[::-1]  # the last matching pattern decides: scan from the end
+        self._for_files = [p for p in self._for_dirs if not p.directory_only]
+        self._dir_check = _Prefilter(self.patterns)
+        self._file_check = _Prefilter(self._for_files)
 
     def last_match(self, rel: bytes, is_dir: bool) -> Pattern | None:
         """The last pattern deciding `rel` (relative to this file's directory), if any."""
         if not (self._dir_check if is_dir else self._file_check).may_match(rel):
             return None
-        for pattern, matches in self._for_dirs if is_dir else self._for_files:
-            if matches(rel, is_dir):
+        for pattern in self._for_dirs if is_dir else self._for_files:
+            if pattern.matches(rel, is_dir):
                 return pattern
         return None
-
-
-def _name_matcher(pattern: Pattern, flags: int) -> Callable[[bytes, bool], bool]:
-    """Pattern.matches for dulwich before 1.2.15, from that release's own translate().
-
-    Matching the name without a trailing slash and checking `dir/` patterns against the is-dir
-    flag is what git does; these releases' match() on "dir/" would let `dir/**` name `dir`.
-    """
-    from dulwich.ignore import translate
-
-    text = _pattern_text(pattern)
-    body = text.rstrip(b"/")
-    directory_only = text.endswith(b"/")
-    regex = re.compile(translate(body), flags) if body else None
-
-    def matches(rel: bytes, is_dir: bool) -> bool:
-        if regex is None or (directory_only and not is_dir):
-            return False
-        return regex.match(rel) is not None
-
-    return matches
-
-
-def _pattern_text(pattern: Pattern) -> bytes:
-    """The text dulwich compiles: without `!`, an escaping backslash or the trailing `/`."""
-    raw = pattern.pattern
-    escaped = raw[:1] == b"\\" and raw[1:2] in (b"!", b"#")
-    return raw[1:] if raw.startswith(b"!") or escaped else raw
-
-
-def _directory_only(pattern: Pattern) -> bool:
-    return _pattern_text(pattern).endswith(b"/")
 
 
 class _Prefilter:
     """Says quickly that no pattern of a list can match a path (never that one does)."""
 
-    _ANYWHERE = b"(?ms)(.*/)?"
-
-    def __init__(self, patterns: Sequence[Pattern], flags: int) -> None:
-        from dulwich.ignore import translate
-
-        by_name: list[bytes] = []
-        by_path: list[bytes] = []
-        for pattern in patterns:
-            text = _pattern_text(pattern).rstrip(b"/")
-            if not text:
-                continue  # "!" or "/" alone: git keeps such lines but they never match
-            regex = translate(text)
-            if b"/" not in text and b"**" not in text and regex.startswith(self._ANYWHERE):
-                by_name.append(b"(?:" + regex[len(self._ANYWHERE) :] + b")")
-            else:
-                by_path.append(b"(?:" + regex.replace(b"(?ms)", b"", 1) + b")")
-        self._by_name = re.compile(b"(?ms)" + b"|".join(by_name), flags) if by_name else None
-        self._by_path = re.compile(b"(?ms)" + b"|".join(by_path), flags) if by_path else None
+    def __init__(self, patterns: Sequence[Pattern]) -> None:
+        # Each pattern's regex is self-contained (flags scoped, anchored at the end), so an
+        # alternation of them matches where any one does.
+        by_name = [p.regex.pattern for p in patterns if p.basename_only]
+        by_path = [p.regex.pattern for p in patterns if not p.basename_only]
+        self._by_name = re.compile(b"|".join(by_name)) if by_name else None
+        self._by_path = re.compile(b"|".join(by_path)) if by_path else None
 
     def may_match(self, rel: bytes) -> bool:
         if self._by_name is not None and self._by_name.match(rel, rel.rfind(b"/") + 1):
@@ -379,11 +328,9 @@ class _RuleSet:
     """
 
     def __init__(self, patterns: tuple[str, ...], what: str) -> None:  # what: include, exclude
-        from dulwich.ignore import read_ignore_patterns
-
         # Parsed as lines of a .gitignore: comments, blank lines and trailing spaces alike.
-        text = io.BytesIO(b"\n".join(os.fsencode(p) for p in patterns))
-        self._file = _PatternFile(read_ignore_patterns(text), ignorecase=False, strict=what)
+        text = b"\n".join(os.fsencode(p) for p in patterns)
+        self._file = _PatternFile(read_lines(text), ignorecase=False, strict=what)
         self._dirs: dict[bytes, bool] = {b"": False}
 
     def covers_dir(self, rel: bytes) -> bool:
@@ -400,7 +347,7 @@ class _RuleSet:
 
 
 def _excludes(pattern: Pattern | None) -> bool:
-    return pattern is not None and pattern.is_exclude
+    return pattern is not None and not pattern.negated
 
 
 # --- the filesystem walk: outside git, and for include patterns in git ----------------------
@@ -566,14 +513,6 @@ def _list_with_dulwich(
         ignores = _RepositoryIgnores(top, repo, config)
     finally:
         repo.close()
-    if not _exact_dulwich():
-        import dulwich
-
-        version = ".".join(str(part) for part in dulwich.__version__)
-        collector.warnings.append(
-            f"dulwich {version} predates git-exact ignore matching (1.2.15): corner cases of"
-            " .gitignore may select differently from git; install git to be sure"
-        )
     gitlinks = sorted(path for path, mode in tracked.items() if mode == _GITLINK)
     start_slash = start + b"/" if start else b""
     join = prefix + b"/" if prefix else b""
@@ -649,24 +588,37 @@ class _RepositoryIgnores:
         user = Path(default_user_ignore_filter_path(config)).expanduser()
         self.global_files = [
             f
-            for f in (self._read(os.fsencode(info_exclude)), self._read(os.fsencode(user)))
+            for f in (
+                self._read(os.fsencode(info_exclude), gitignore=False),
+                self._read(os.fsencode(user), gitignore=False),
+            )
             if f is not None
         ]
 
-    def _read(self, path: bytes) -> _PatternFile | None:
-        from dulwich.ignore import read_ignore_patterns
-
+    def _read(self, path: bytes, *, gitignore: bool) -> _PatternFile | None:
+        # git does not follow a symlinked .gitignore (O_NOFOLLOW refuses it the same way), but
+        # follows info/exclude and core.excludesFile, which dotfile managers often link.
+        flags = os.O_RDONLY | (getattr(os, "O_NOFOLLOW", 0) if gitignore else 0)
         try:
-            # git does not follow a symlinked .gitignore; O_NOFOLLOW refuses it the same way.
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            fd = os.open(path, flags)
         except OSError:
             return None
-        with os.fdopen(fd, "rb") as f:
-            return _PatternFile(read_ignore_patterns(f), ignorecase=self.ignorecase, strict=None)
+        try:
+            with os.fdopen(fd, "rb") as f:
+                data = f.read()
+        except OSError as e:  # a directory: git skips it as .gitignore, fails on the others
+            if gitignore:
+                return None
+            raise SelectionError(
+                f"Cannot use {_display(path)} as an exclude file: {e.strerror}.",
+                "Fix core.excludesFile or .git/info/exclude.",
+            ) from None
+        return _PatternFile(read_lines(data), ignorecase=self.ignorecase, strict=None)
 
     def extend(self, stack: _IgnoreStack, directory: bytes) -> _IgnoreStack:
         """The stack for `directory`'s entries: its parent's plus its own .gitignore."""
-        found = self._read(self.top + (b"/" + directory if directory else b"") + b"/.gitignore")
+        directory_path = self.top + (b"/" + directory if directory else b"")
+        found = self._read(directory_path + b"/.gitignore", gitignore=True)
         if found is None:
             return stack
         return (*stack, (len(directory) + 1 if directory else 0, found))
@@ -676,11 +628,11 @@ class _RepositoryIgnores:
         for offset, patterns in reversed(stack):
             pattern = patterns.last_match(rel[offset:], is_dir)
             if pattern is not None:
-                return bool(pattern.is_exclude)
+                return not pattern.negated
         for patterns in self.global_files:
             pattern = patterns.last_match(rel, is_dir)
             if pattern is not None:
-                return bool(pattern.is_exclude)
+                return not pattern.negated
         return False
 
     def stack_for(self, start: bytes) -> _IgnoreStack | None:
