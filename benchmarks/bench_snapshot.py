@@ -71,6 +71,48 @@ def prepare(environ: dict[str, str]) -> Project:
         index.close()
 
 
+def prepare_large(environ: dict[str, str], files: int) -> Project:
+    """A project of `files` small files (no dependencies): for peak memory of a whole snapshot."""
+    root = WORK / f"large-{files}"
+    marker = root / ".installed"
+    index = LocalIndex(WORK / "wheels")
+    try:
+        project = Project(
+            root,
+            environ,
+            index.url,
+            WORK / "wheels",
+            pyproject("large", index.url, package_mode=False),
+        )
+        if marker.exists():
+            return project
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        project.write_pyproject()
+        for i in range(files):
+            folder = root / "data" / f"d{i // 1000:03}"
+            if i % 1000 == 0:
+                folder.mkdir(parents=True)
+            (folder / f"f{i:06}.txt").write_text(f"{i}\n")
+        project.poetry("lock")
+        project.poetry("install")
+        marker.write_text("")
+        return project
+    finally:
+        index.close()
+
+
+def peak_rss_mib(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    """Peak resident memory of one run of `argv` (ru_maxrss of the waited-for child)."""
+    code = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True,"
+        " stdout=subprocess.DEVNULL);"
+        " print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = run([sys.executable, "-c", code, *argv], env, cwd=cwd).stdout
+    return int(out.strip()) / 1024
+
+
 def main() -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     environ = isolated_environ(WORK / "home", WORK / "cache")
@@ -84,7 +126,18 @@ def main() -> int:
     table.add("poetry snapshot --check", check, "poetry run true", run_true)
     shutil.rmtree(WORK / "store", ignore_errors=True)
     table.print()
-    return 0 if table.all_met() else 1
+
+    large = prepare_large(environ, 100_000)
+    rss = peak_rss_mib([*POETRY, "snapshot"], large.path, environ)
+    baseline = peak_rss_mib([*POETRY, "snapshot", "--check"], large.path, environ)
+    shutil.rmtree(WORK / "store", ignore_errors=True)
+    met = rss <= 120
+    print(
+        f"\nPeak memory of `poetry snapshot` on 100,000 files: {rss:.0f} MiB"
+        f" (target ≤ 120 MiB: {'met' if met else 'NOT met'});"
+        f" `poetry snapshot --check` alone (Poetry loaded, same project): {baseline:.0f} MiB"
+    )
+    return 0 if table.all_met() and met else 1
 
 
 if __name__ == "__main__":

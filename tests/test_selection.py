@@ -244,6 +244,28 @@ def test_info_exclude_outranks_core_excludes_file(project: Path, git_home: Path)
     assert paths(select_both(project)) == expected
 
 
+@pytest.mark.parametrize("value", ["yes", "on", "1", "true", "no", "off", "0", "perhaps"])
+def test_core_ignorecase_in_any_spelling_is_read_or_one_clear_error(
+    project: Path, value: str
+) -> None:
+    # git accepts yes/on/1; some dulwich releases cannot read such a config at all (their index
+    # reader raises). Either the selection is git's, or one SelectionError: never a traceback.
+    init(project)
+    write(project, ".gitignore", b"Build/\n")
+    write(project, "build/out.txt")
+    write(project, "src/a.py")
+    if value != "perhaps":
+        assert set(paths(select(project, git="binary"))) == git_view(project)
+    git(project, "config", "core.ignorecase", value)
+    try:
+        selection = select(project, git="dulwich")
+    except SelectionError as e:
+        assert "\n" not in str(e) and value in str(e)
+    else:
+        assert value != "perhaps"
+        assert set(paths(selection)) == set(paths(select(project, git="binary")))
+
+
 def test_deeper_gitignore_outranks_info_exclude(project: Path) -> None:
     init(project)
     write(project, ".git/info/exclude", b"*.dat\n")

@@ -583,7 +583,7 @@ class _RepositoryIgnores:
         from dulwich.ignore import default_user_ignore_filter_path
 
         self.top = top
-        self.ignorecase = config.get_boolean(b"core", b"ignorecase", False)
+        self.ignorecase = _git_boolean(config, b"core", b"ignorecase")
         info_exclude = Path(repo.commondir(), "info", "exclude")  # shared by linked worktrees
         user = Path(default_user_ignore_filter_path(config)).expanduser()
         self.global_files = [
@@ -991,3 +991,22 @@ def _unreadable(path: bytes, reason: str) -> SelectionError:
 def _display(path: bytes) -> str:
     """A path for messages: bytes that are not UTF-8 shown as \\xNN instead of failing to print."""
     return path.decode("utf-8", "backslashreplace")
+
+
+def _git_boolean(config: Config, section: bytes, name: bytes) -> bool:
+    """A boolean as git reads it: dulwich's get_boolean knows only true/false and raises on
+    yes/on/1 (and their negations), which git accepts."""
+    try:
+        raw = config.get(section, name)
+    except KeyError:
+        return False
+    value = raw.strip().lower()
+    if value in (b"true", b"yes", b"on", b"1", b""):
+        return True
+    if value in (b"false", b"no", b"off", b"0"):
+        return False
+    raise SelectionError(
+        f"Invalid boolean in git config {section.decode()}.{name.decode()}:"
+        f" {raw.decode(errors='replace')!r}.",
+        "Fix the git configuration.",
+    )
