@@ -242,3 +242,30 @@ raise SystemExit(installer.run())
 
 def lock_without_env(project: Project) -> None:
     run([sys.executable, "-c", _LOCK_WITHOUT_ENV], env=project.environ, cwd=project.path)
+
+
+def project_with_own_index(
+    root: Path,
+    wheels: Path,
+    environ: dict[str, str],
+    dependencies: list[str],
+    *,
+    install: bool = False,
+) -> Project:
+    """A locked (and installed) project whose only package source is a fresh local index,
+    closed on return: for tests proving a command needs no index, or fails cleanly without one."""
+    from tests.index import LocalIndex
+
+    index = LocalIndex(wheels)
+    try:
+        root.mkdir(parents=True)
+        data = pyproject(root.name, index.url, dependencies)
+        project = Project(root, environ, index.url, wheels, data)
+        project.write_pyproject()
+        write_package(root, root.name)
+        project.poetry("lock")
+        if install:
+            project.poetry("install")
+        return project
+    finally:
+        index.close()

@@ -13,11 +13,10 @@ from typing import Any
 import fastjsonschema
 import pytest
 
-from tests.index import LocalIndex
 from tests.projects import Project
 from tests.projects import isolated_environ
 from tests.projects import lock_without_env
-from tests.projects import pyproject
+from tests.projects import project_with_own_index
 from tests.projects import run
 from tests.projects import write_path_dependency
 
@@ -367,18 +366,9 @@ def test_github_actions_annotations(make_project: MakeProject) -> None:
 def test_check_is_offline(
     tmp_path: Path, wheels: Path, session_home: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    index = LocalIndex(wheels)
     environ = isolated_environ(session_home, tmp_path_factory.mktemp("offline-cache"))
-    root = tmp_path / "offline"
-    root.mkdir()
-    project = Project(root, environ, index.url, wheels, pyproject("offline", index.url, ["alpha"]))
-    project.write_pyproject()
-    (root / "offline").mkdir()
-    (root / "offline" / "__init__.py").write_text("")
-    project.poetry("lock")
-    project.poetry("install")
-    index.close()  # the only package source is gone
-
+    # Locked and installed while the index is up; it is gone before anything is checked.
+    project = project_with_own_index(tmp_path / "offline", wheels, environ, ["alpha"], install=True)
     closed = "http://127.0.0.1:9"  # discard port: nothing listens
     empty_cache = tmp_path_factory.mktemp("empty-cache")
     offline = {

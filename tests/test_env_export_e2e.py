@@ -30,6 +30,7 @@ from tests.distributions import build_wheel
 from tests.index import LocalIndex
 from tests.projects import Project
 from tests.projects import isolated_environ
+from tests.projects import project_with_own_index
 from tests.projects import pyproject
 from tests.projects import run
 from tests.projects import write_package
@@ -435,15 +436,8 @@ def test_requirements_and_pylock_are_poetry_plugin_exports(make_project: MakePro
 def test_pylock_without_the_index_is_one_clear_error(
     tmp_path: Path, wheels: Path, session_home: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    index = LocalIndex(wheels)
     environ = isolated_environ(session_home, tmp_path_factory.mktemp("pylock-cache"))
-    root = tmp_path / "nonet"
-    root.mkdir()
-    project = Project(root, environ, index.url, wheels, pyproject("nonet", index.url, ["alpha"]))
-    project.write_pyproject()
-    write_package(root, "nonet")
-    project.poetry("lock")
-    index.close()
+    project = project_with_own_index(tmp_path / "nonet", wheels, environ, ["alpha"])
     empty_cache = {"POETRY_CACHE_DIR": str(tmp_path_factory.mktemp("empty-cache"))}
     result = project.poetry("env-export", "-f", "pylock.toml", check=False, env=empty_cache)
     error = one_line_error(result)

@@ -65,6 +65,17 @@ def manifest(snapshot_dir: Path) -> dict[str, Any]:
     return data
 
 
+def assert_complete(snapshot_dir: Path) -> None:
+    """The manifest lists exactly the files in the snapshot: nothing partial, nothing extra."""
+    files = {f["path"] for f in manifest(snapshot_dir)["files"]}
+    on_disk = {
+        str(p.relative_to(snapshot_dir))
+        for p in snapshot_dir.rglob("*")
+        if not p.is_dir() and ".snapshot" not in p.parts
+    }
+    assert files == on_disk
+
+
 # --- the run -------------------------------------------------------------------------------
 
 
@@ -501,13 +512,7 @@ def test_concurrent_snapshots_are_distinct_and_complete(
     snaps = published(base_dir)
     assert sorted(map(str, snaps)) == sorted(paths)
     for snap in snaps:
-        files = {f["path"] for f in manifest(snap)["files"]}
-        on_disk = {
-            str(p.relative_to(snap))
-            for p in snap.rglob("*")
-            if not p.is_dir() and ".snapshot" not in p.parts
-        }
-        assert files == on_disk
+        assert_complete(snap)
 
 
 def test_sigkill_never_leaves_a_partial_snapshot(make_project: MakeProject, base_dir: Path) -> None:
@@ -527,13 +532,7 @@ def test_sigkill_never_leaves_a_partial_snapshot(make_project: MakeProject, base
         process.send_signal(signal.SIGKILL)
         process.wait()
     for snap in published(base_dir):
-        files = {f["path"] for f in manifest(snap)["files"]}
-        on_disk = {
-            str(p.relative_to(snap))
-            for p in snap.rglob("*")
-            if not p.is_dir() and ".snapshot" not in p.parts
-        }
-        assert files == on_disk
+        assert_complete(snap)
     for entry in base_dir.iterdir() if base_dir.exists() else []:
         assert (
             entry.name.startswith(".") or entry in published(base_dir) or not any(entry.iterdir())

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from poetry_snapshot.errors import EnvironmentInspectionError
+from poetry_snapshot.errors import first_line
 
 if TYPE_CHECKING:
     from poetry.poetry import Poetry
@@ -46,7 +47,7 @@ def find_project_env(poetry: Poetry) -> Env | None:
         env = EnvManager(poetry).get()
     except Exception as e:  # e.g. no compatible Python found while naming the env
         raise EnvironmentInspectionError(
-            f"Cannot determine the project's environment: {_first_line(e)}",
+            f"Cannot determine the project's environment: {first_line(e)}",
             "Run `poetry env info` to see what Poetry finds.",
         ) from None
     # EnvManager.create_venv() keeps what get() found when it is a sane venv, or when venv
@@ -59,12 +60,7 @@ def find_project_env(poetry: Poetry) -> Env | None:
         env.marker_env  # noqa: B018 - runs the env's interpreter once; fails if it is broken
     except Exception as e:
         raise EnvironmentInspectionError(
-            f"The project environment at {env.path} does not run: {_first_line(e)}",
+            f"The project environment at {env.path} does not run: {first_line(e)}",
             "Recreate it with `poetry env remove --all && poetry sync`.",
         ) from None
     return env
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

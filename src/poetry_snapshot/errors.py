@@ -74,3 +74,12 @@ def quoted(name: str) -> str:
     (surrogate-escaped by os.fsdecode) as \\xNN and control characters escaped."""
     text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return "'" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text) + "'"
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message, cleo tags removed: the part a one-line error
+    can quote from Poetry, dulwich or the OS."""
+    from cleo.formatters.formatter import Formatter
+
+    text = Formatter().remove_format(str(error)).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -17,6 +17,7 @@ from cleo.io.null_io import NullIO
 
 from poetry_snapshot.errors import ConfigurationError
 from poetry_snapshot.errors import UsageError
+from poetry_snapshot.errors import first_line
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -63,7 +64,7 @@ def read_lock(poetry: Poetry) -> Locker:
         locker.lock_data  # noqa: B018 - parsing is what we want; Poetry validates the version
     except RuntimeError as e:  # Poetry raises RuntimeError for unreadable/incompatible locks
         raise ConfigurationError(
-            f"Cannot read {locker.lock}: {_first_line(e)}",
+            f"Cannot read {locker.lock}: {first_line(e)}",
             "Fix the file or regenerate it with `poetry lock`.",
         ) from None
     return locker
@@ -75,7 +76,7 @@ def is_fresh(locker: Locker) -> bool:
         return locker.is_fresh()
     except Exception as e:  # is_fresh re-reads the file with tomllib
         raise ConfigurationError(
-            f"Cannot read {locker.lock}: {_first_line(e)}",
+            f"Cannot read {locker.lock}: {first_line(e)}",
             "Fix the file or regenerate it with `poetry lock`.",
         ) from None
 
@@ -152,7 +153,7 @@ def _resolved_transaction(
             return solver.solve()
     except SolverProblemError as e:
         raise LockUnsolvable(
-            f"poetry.lock cannot satisfy pyproject.toml: {_first_line(e)}", "Run `poetry lock`."
+            f"poetry.lock cannot satisfy pyproject.toml: {first_line(e)}", "Run `poetry lock`."
         ) from None
 
 
@@ -189,7 +190,3 @@ def install_flags(
     if not selection.with_root and groups:
         flags.append("--no-root")
     return "".join(f" {flag}" for flag in flags)
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

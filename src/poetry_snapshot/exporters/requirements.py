@@ -22,6 +22,7 @@ from poetry_snapshot.errors import ConfigurationError
 from poetry_snapshot.errors import ExportUnsupportedError
 from poetry_snapshot.errors import IndexUnavailableError
 from poetry_snapshot.errors import UnhashableRequirementsError
+from poetry_snapshot.errors import first_line
 
 if TYPE_CHECKING:
     from cleo.io.io import IO
@@ -138,7 +139,7 @@ def _run(exporter: Exporter, fmt: str, cwd: Path) -> str:
             # has them); the lock has only names and hashes, so the Exporter asks the index.
             raise IndexUnavailableError(
                 "pylock.toml needs file data from the package index, and asking it failed:"
-                f" {_first_line(e)}",
+                f" {first_line(e)}",
                 "Export where the project's package sources are reachable, or use"
                 " --format requirements.txt.",
             ) from None
@@ -177,10 +178,3 @@ def _release(version: str) -> tuple[int, ...]:
         digits = "".join(c for c in part if c.isdigit())
         parts.append(int(digits) if digits else 0)
     return tuple(parts)
-
-
-def _first_line(error: BaseException) -> str:
-    from cleo.formatters.formatter import Formatter
-
-    text = Formatter().remove_format(str(error)).strip()
-    return text.splitlines()[0] if text else type(error).__name__
