@@ -266,7 +266,7 @@ def test_server_side_copy_path(
     source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """copy_file_range, as on NFS 4.2: the large file is copied by the kernel, hashed after."""
-    monkeypatch.setattr(copier, "_copies_server_side", lambda path: True)
+    monkeypatch.setattr(copier, "_filesystem_type", lambda path: "nfs4")
     calls = []
     real = os.copy_file_range
 

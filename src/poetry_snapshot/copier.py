@@ -66,6 +66,10 @@ _PROGRESS_INTERVAL = 0.1
 _FICLONE = 0x40049409  # _IOW(0x94, 9, int), linux/fs.h
 # Filesystems where copy_file_range copies without moving the data through this machine.
 _SERVER_SIDE_COPY = frozenset({"nfs", "nfs4", "cifs", "smb3", "ceph"})
+# Filesystems where each file operation waits on a server: more threads hide that latency.
+# On local disks the copy is bound by the kernel's own work, and more threads than cores only
+# contend (measured on ext4 and tmpfs, 2 cores: 2 threads 1.4 s, 3 threads 1.9 s, 20k files).
+_NETWORK_FS = _SERVER_SIDE_COPY | {"9p", "fuse.sshfs", "lustre", "gpfs", "beegfs", "glusterfs"}
 # link() errors that mean "no hard link here", not "the copy cannot go on": another
 # filesystem, the inode's link-count limit, or a filesystem without hard links.
 _NO_LINK = frozenset(
@@ -191,7 +195,10 @@ def copy_selection(
     directories = copier.make_directories(entries)
     results: list[CopiedFile | None] = [None] * len(entries)
     total = sum(e.size for e in entries if e.kind == "file")
-    workers = workers or min(32, (os.cpu_count() or 1) + 2)
+    if workers is None:
+        cpus = os.cpu_count() or 1
+        remote = {_filesystem_type(copier.source), _filesystem_type(copier.destination)}
+        workers = min(32, 4 * cpus) if remote & _NETWORK_FS else cpus
     # One record per file and no reference cycles: the cyclic GC would only walk the
     # selection, the previous manifest and Poetry's objects again and again (a tenth of the
     # CPU time of a --link copy of 20,000 files). Garbage made meanwhile waits until the end.
@@ -292,7 +299,7 @@ class _Copier:
         # Written by any thread; a stale read only costs one more failed attempt.
         self.can_link = link_base is not None
         self.can_clone = sys.platform == "linux"
-        self.server_side_copy = _copies_server_side(self.destination)
+        self.server_side_copy = _filesystem_type(self.destination) in _SERVER_SIDE_COPY
         self._lock = threading.Lock()
         self._buffers = threading.local()
         self.done_bytes = 0
@@ -789,21 +796,20 @@ def _current_umask() -> int:
     return 0o777  # unknown: every file gets an explicit fchmod
 
 
-def _copies_server_side(path: str) -> bool:
-    """Whether `path` lies on a network filesystem that copy_file_range copies server-side."""
+def _filesystem_type(path: str) -> str | None:
+    """The type of the filesystem holding `path` ("ext4", "nfs4"...), from the mount table."""
     if sys.platform != "linux":
-        return False
+        return None
     try:
         device = os.stat(path).st_dev
         with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mounts:
             lines = mounts.readlines()
     except OSError:
-        return False
+        return None
     wanted = f"{os.major(device)}:{os.minor(device)}"
     for line in lines:
         fields = line.split()
         # "id parent major:minor root mountpoint options [optional...] - fstype source ..."
         if len(fields) > 3 and fields[2] == wanted and " - " in line:
-            fstype = line.split(" - ", 1)[1].split()[0]
-            return fstype in _SERVER_SIDE_COPY
-    return False
+            return line.split(" - ", 1)[1].split()[0]
+    return None
