@@ -88,6 +88,8 @@ def prepare_large(environ: dict[str, str], files: int) -> Project:
             return project
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir(parents=True)
+        # A repository of its own: benchmarks/.work is ignored by this repository's git.
+        run(["git", "init", "-q", str(root)], environ)
         project.write_pyproject()
         for i in range(files):
             folder = root / "data" / f"d{i // 1000:03}"

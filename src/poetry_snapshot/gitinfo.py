@@ -69,18 +69,35 @@ def _git(git: str, root: Path, *args: str) -> bytes | None:
 
 
 def _from_binary(git: str, root: Path) -> GitInfo | None:
-    top = _git(git, root, "rev-parse", "--show-toplevel")
-    if top is None:
-        return None
-    commit = _text(_git(git, root, "rev-parse", "--verify", "-q", "HEAD"))
-    branch = _text(_git(git, root, "symbolic-ref", "-q", "--short", "HEAD"))
-    remote = (
-        _text(_git(git, root, "config", "--get", f"branch.{branch}.remote")) if branch else None
+    # One status call answers commit, branch and dirtiness; "-- ." keeps to the project's
+    # subtree of a larger repository. Every call here is one on the path of each snapshot.
+    status = _git(
+        git, root, "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all", "--", "."
     )
-    url = _text(_git(git, root, "remote", "get-url", remote or "origin"))
-    # "-- ." limits everything to the project's subtree of a larger repository.
-    status = _git(git, root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", ".")
-    dirty = bool(status)
+    if status is None:
+        return None  # not a work tree
+    commit: str | None = None
+    branch: str | None = None
+    dirty = False
+    untracked: list[bytes] = []
+    records = iter(status.split(b"\0"))
+    for record in records:
+        if record.startswith(b"2 "):
+            next(records, None)  # a rename's source path: a record of its own
+            dirty = True
+        elif record.startswith(b"# branch.oid "):
+            oid = record[len(b"# branch.oid ") :].decode()
+            commit = None if oid == "(initial)" else oid
+        elif record.startswith(b"# branch.head "):
+            head = record[len(b"# branch.head ") :].decode("utf-8", "replace")
+            branch = None if head == "(detached)" else head
+        elif record.startswith(b"? "):
+            dirty = True
+            untracked.append(record[2:])
+        elif record and not record.startswith(b"#"):
+            dirty = True  # changed or unmerged
+    # The URL of the branch's remote, else origin's; never contacts it.
+    url = _text(_git(git, root, "ls-remote", "--get-url"))
     diff = b""
     if commit is not None:
         # --binary: the diff applies back exactly, binary files included.
@@ -88,20 +105,27 @@ def _from_binary(git: str, root: Path) -> GitInfo | None:
             _git(git, root, "diff", "--binary", "--no-color", "--no-ext-diff", "HEAD", "--", ".")
             or b""
         )
-    for path in _untracked(status or b""):
-        # An untracked file as a diff against nothing; `git diff --no-index` exits 1 on difference.
-        result = subprocess.run(
-            [git, "diff", "--binary", "--no-color", "--no-index", "--", os.devnull, path],
-            cwd=Path(os.fsdecode(top.strip())),
-            capture_output=True,
-        )
-        diff += result.stdout
+    if untracked:
+        top = Path(os.fsdecode((_git(git, root, "rev-parse", "--show-toplevel") or b"").strip()))
+        for path in untracked:
+            # An untracked file as a diff against nothing; `git diff --no-index` exits 1 on a
+            # difference, so its output is taken whatever the exit code.
+            result = subprocess.run(
+                [
+                    git,
+                    "diff",
+                    "--binary",
+                    "--no-color",
+                    "--no-index",
+                    "--",
+                    os.devnull,
+                    os.fsdecode(path),
+                ],
+                cwd=top,
+                capture_output=True,
+            )
+            diff += result.stdout
     return GitInfo(commit, branch, strip_credentials(url) if url else None, dirty, diff)
-
-
-def _untracked(status: bytes) -> list[str]:
-    entries = status.split(b"\0")
-    return [os.fsdecode(e[3:]) for e in entries if e.startswith(b"?? ")]
 
 
 def _from_dulwich(root: Path) -> GitInfo | None:

@@ -197,7 +197,13 @@ def select(root: Path, rules: SelectionRules = _NO_RULES, *, git: str = "auto") 
             )
         if binary is not None:
             backend = "binary"
-            _GitBinary(binary, compiled, collector).list_unit(root_b, b"")
+            lister = _GitBinary(binary, compiled, collector)
+            lister.list_unit(root_b, b"")
+            if root_b != work_tree and lister.ignores(real_root):
+                collector.warnings.append(
+                    f"{real_root} lies in a directory its git repository ignores: only files"
+                    " git tracks there are selected (--include brings back others)"
+                )
         else:
             backend = "dulwich"
             start = os.path.relpath(real_root, os.fsdecode(work_tree))
@@ -413,6 +419,18 @@ class _GitBinary:
         self.environ = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_VARIABLES}
         # English messages: the unreadable-directory warning is recognised by its text.
         self.environ.update(LC_ALL="C", LANGUAGE="", GIT_OPTIONAL_LOCKS="0")
+
+    def ignores(self, directory: str) -> bool:
+        """Whether the repository ignores `directory` itself. A project kept in an ignored
+        directory of a larger repository (scratch space, build output) keeps only its tracked
+        files: easy to miss, so worth one more git call when the project is not the top."""
+        result = subprocess.run(
+            [self.git, "check-ignore", "-q", "--no-index", "--", "."],
+            cwd=directory,
+            capture_output=True,
+            env=self.environ,
+        )
+        return result.returncode == 0
 
     def list_unit(self, directory: bytes, prefix: bytes) -> None:
         """Select what git lists under `directory`, whose root-relative path is `prefix`."""
