@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -175,7 +176,14 @@ def take(
     )
     snapshot_id = reservation.id
     relative_cwd = _relative_cwd(cwd, planned.project_dir)
-    with store.staging(reservation) as staging:
+    env = planned.env
+    # git and the env's interpreter are asked in subprocesses: while the copy runs, not after.
+    with (
+        ThreadPoolExecutor(2, thread_name_prefix="snapshot-facts") as facts,
+        store.staging(reservation) as staging,
+    ):
+        git = facts.submit(read_git_info, planned.project_dir)
+        tags = facts.submit(lambda: tuple(str(tag) for tag in env.supported_tags[:10]))
         result = copy_selection(planned.selection, staging, link_base=link_base, progress=progress)
         # The command runs where the user stood; that directory may hold no selected file
         # (empty, or ignored like results/), so make sure the snapshot has it.
@@ -188,7 +196,8 @@ def take(
             relative_cwd,
             result,
             linked_from=None if link_base is None else link_base.root.name,
-            git=read_git_info(planned.project_dir),
+            git=git.result(),
+            tags=tags.result(),
         )
         manifest.write(staging)
         path = store.publish(staging, reservation)
@@ -265,6 +274,7 @@ def _manifest(
     *,
     linked_from: str | None,
     git: GitInfo | None,
+    tags: tuple[str, ...],
 ) -> Manifest:
     from poetry.__version__ import __version__ as poetry_version
     from poetry.core import __version__ as core_version
@@ -298,7 +308,7 @@ def _manifest(
             implementation=interpreter.implementation,
             executable=interpreter.executable,
             platform=interpreter.platform,
-            tags=tuple(str(tag) for tag in env.supported_tags[:10]),
+            tags=tags,
         ),
         lock=LockInfo(
             lock_sha256=sha256_of(locker.lock),
