@@ -128,3 +128,25 @@ def test_dulwich_without_the_git_binary(repo: Path, monkeypatch: pytest.MonkeyPa
         binary.dirty,
     )
     assert fallback.diff is None  # recorded as unavailable, never guessed
+
+
+def test_untracked_files_cost_a_fixed_number_of_git_calls_and_leave_the_index_alone(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(300):
+        (repo / f"new{i}.txt").write_text(f"{i}\n")
+    index_before = (repo / ".git" / "index").read_bytes()
+    calls: list[list[str]] = []
+    real_run = subprocess.run
+
+    def counting_run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+        calls.append(args)
+        return real_run(args, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr(gitinfo.subprocess, "run", counting_run)
+    info = read_git_info(repo)
+    assert info is not None and info.diff is not None
+    assert info.diff.count(b"new file mode") == 300
+    assert len(calls) <= 6
+    assert (repo / ".git" / "index").read_bytes() == index_before
+    assert "?? new0.txt" in git(repo, "status", "--short")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,12 +59,12 @@ def strip_credentials(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
-def _git(git: str, root: Path, *args: str) -> bytes | None:
+def _git(git: str, root: Path, *args: str, env: dict[str, str] | None = None) -> bytes | None:
     result = subprocess.run(
         [git, *args],
         cwd=root,
         capture_output=True,
-        env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
+        env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", **(env or {})},
     )
     return result.stdout if result.returncode == 0 else None
 
@@ -79,7 +80,7 @@ def _from_binary(git: str, root: Path) -> GitInfo | None:
     commit: str | None = None
     branch: str | None = None
     dirty = False
-    untracked: list[bytes] = []
+    untracked = False
     records = iter(status.split(b"\0"))
     for record in records:
         if record.startswith(b"2 "):
@@ -93,39 +94,36 @@ def _from_binary(git: str, root: Path) -> GitInfo | None:
             branch = None if head == "(detached)" else head
         elif record.startswith(b"? "):
             dirty = True
-            untracked.append(record[2:])
+            untracked = True
         elif record and not record.startswith(b"#"):
             dirty = True  # changed or unmerged
     # The URL of the branch's remote, else origin's; never contacts it.
     url = _text(_git(git, root, "ls-remote", "--get-url"))
-    diff = b""
-    if commit is not None:
-        # --binary: the diff applies back exactly, binary files included.
-        diff = (
-            _git(git, root, "diff", "--binary", "--no-color", "--no-ext-diff", "HEAD", "--", ".")
-            or b""
-        )
-    if untracked:
-        top = Path(os.fsdecode((_git(git, root, "rev-parse", "--show-toplevel") or b"").strip()))
-        for path in untracked:
-            # An untracked file as a diff against nothing; `git diff --no-index` exits 1 on a
-            # difference, so its output is taken whatever the exit code.
-            result = subprocess.run(
-                [
-                    git,
-                    "diff",
-                    "--binary",
-                    "--no-color",
-                    "--no-index",
-                    "--",
-                    os.devnull,
-                    os.fsdecode(path),
-                ],
-                cwd=top,
-                capture_output=True,
-            )
-            diff += result.stdout
+    diff = _diff(git, root, commit, with_untracked=untracked)
     return GitInfo(commit, branch, strip_credentials(url) if url else None, dirty, diff)
+
+
+def _diff(git: str, root: Path, commit: str | None, *, with_untracked: bool) -> bytes:
+    """`git diff --binary` of the project's subtree against HEAD, untracked files included.
+
+    Untracked files are marked intent-to-add in a throwaway copy of the index (GIT_INDEX_FILE),
+    so one diff covers them all, as new files, while the repository's own index is untouched.
+    """
+    # --binary: the diff applies back exactly (`git apply`), binary files included.
+    diff_args = ["diff", "--binary", "--no-color", "--no-ext-diff"]
+    if not with_untracked:
+        return (_git(git, root, *diff_args, "HEAD", "--", ".") or b"") if commit else b""
+    # Relative to `root` (git < 2.31 has no --path-format); linked worktrees have their own.
+    index = _text(_git(git, root, "rev-parse", "--git-path", "index"))
+    with tempfile.TemporaryDirectory(prefix="poetry-snapshot-index-") as scratch:
+        copy = Path(scratch, "index")
+        if index and (root / index).exists():
+            shutil.copyfile(root / index, copy)
+        env = {"GIT_INDEX_FILE": str(copy)}
+        if _git(git, root, "add", "--intent-to-add", "--all", "--", ".", env=env) is None:
+            return b""
+        base = commit or _text(_git(git, root, "hash-object", "-t", "tree", os.devnull))
+        return _git(git, root, *diff_args, base or "HEAD", "--", ".", env=env) or b""
 
 
 def _from_dulwich(root: Path) -> GitInfo | None:
