@@ -60,7 +60,7 @@ def test_strip_credentials(url: str, clean: str) -> None:
 
 
 def test_clean_repository(repo: Path) -> None:
-    info = read_git_info(repo)
+    info = read_git_info(repo, repo.parent / "diff")
     assert info is not None
     assert (info.commit, info.branch, info.remote_url, info.dirty) == (
         git(repo, "rev-parse", "HEAD").strip(),
@@ -68,18 +68,17 @@ def test_clean_repository(repo: Path) -> None:
         "https://example.invalid/r.git",
         False,
     )
-    assert info.diff == b""
+    assert info.diff_written and (repo.parent / "diff").read_bytes() == b""
 
 
 def test_dirty_tree_diff_applies_back(repo: Path, tmp_path: Path) -> None:
     (repo / "a.txt").write_text("one, edited\n")
     git(repo, "mv", "b.txt", "renamed.txt")
     (repo / "new.bin").write_bytes(bytes(range(256)))
-    info = read_git_info(repo)
-    assert info is not None and info.dirty and info.diff
+    info = read_git_info(repo, tmp_path / "patch")
+    assert info is not None and info.dirty and info.diff_written
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
-    (tmp_path / "patch").write_bytes(info.diff)
     git(clone, "apply", "--binary", str(tmp_path / "patch"))
     for name in ("a.txt", "renamed.txt", "new.bin"):
         assert (clone / name).read_bytes() == (repo / name).read_bytes()
@@ -92,9 +91,9 @@ def test_subdirectory_sees_only_its_subtree(repo: Path) -> None:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "sub")
     (repo / "a.txt").write_text("changed outside the project\n")
-    info = read_git_info(repo / "sub")
+    info = read_git_info(repo / "sub", repo.parent / "diff")
     assert info is not None
-    assert (info.dirty, info.diff) == (False, b"")
+    assert (info.dirty, (repo.parent / "diff").read_bytes()) == (False, b"")
 
 
 def test_detached_head_and_repository_without_commits(repo: Path, tmp_path: Path) -> None:
@@ -105,10 +104,10 @@ def test_detached_head_and_repository_without_commits(repo: Path, tmp_path: Path
     empty.mkdir()
     git(empty, "init", "-q", "-b", "trunk")
     (empty / "x.py").write_text("X = 1\n")
-    info = read_git_info(empty)
+    info = read_git_info(empty, tmp_path / "diff")
     assert info is not None
     assert (info.commit, info.branch, info.remote_url, info.dirty) == (None, "trunk", None, True)
-    assert b"+X = 1" in (info.diff or b"")
+    assert b"+X = 1" in (tmp_path / "diff").read_bytes()
 
 
 def test_outside_git(tmp_path: Path) -> None:
@@ -127,7 +126,9 @@ def test_dulwich_without_the_git_binary(repo: Path, monkeypatch: pytest.MonkeyPa
         binary.remote_url,
         binary.dirty,
     )
-    assert fallback.diff is None  # recorded as unavailable, never guessed
+    assert binary.diff_written is False  # no file was asked for
+    assert read_git_info(repo, repo.parent / "diff") is not None
+    assert not (repo.parent / "diff").exists()  # dulwich: recorded as unavailable, never guessed
 
 
 def test_untracked_files_cost_a_fixed_number_of_git_calls_and_leave_the_index_alone(
@@ -144,9 +145,9 @@ def test_untracked_files_cost_a_fixed_number_of_git_calls_and_leave_the_index_al
         return real_run(args, **kwargs)  # type: ignore[call-overload, no-any-return]
 
     monkeypatch.setattr(gitinfo.subprocess, "run", counting_run)
-    info = read_git_info(repo)
-    assert info is not None and info.diff is not None
-    assert info.diff.count(b"new file mode") == 300
+    info = read_git_info(repo, repo.parent / "diff")
+    assert info is not None and info.diff_written
+    assert (repo.parent / "diff").read_bytes().count(b"new file mode") == 300
     assert len(calls) <= 6
     assert (repo / ".git" / "index").read_bytes() == index_before
     assert "?? new0.txt" in git(repo, "status", "--short")

@@ -23,23 +23,28 @@ class GitInfo:
     branch: str | None  # None on a detached HEAD
     remote_url: str | None  # credentials removed
     dirty: bool
-    diff: bytes | None  # `git diff --binary HEAD` plus untracked files; None if unavailable
+    diff_written: bool  # whether the diff against HEAD was written where read_git_info was told
 
-    def to_json(self, diff_file: str | None) -> dict[str, Any]:
+    def to_json(self, diff_file: str) -> dict[str, Any]:
         return {
             "commit": self.commit,
             "branch": self.branch,
             "remote_url": self.remote_url,
             "dirty": self.dirty,
-            "diff_file": diff_file,
+            "diff_file": diff_file if self.diff_written else None,
         }
 
 
-def read_git_info(root: Path) -> GitInfo | None:
-    """Git facts for the work tree holding `root`, or None outside git."""
+def read_git_info(root: Path, diff_file: Path | None = None) -> GitInfo | None:
+    """Git facts for the work tree holding `root`, or None outside git.
+
+    With `diff_file`, the diff of the project's subtree against HEAD (untracked files included,
+    binary-safe, as `git apply` takes it back) is streamed there: it can be as big as the
+    untracked files themselves, so it never sits in memory.
+    """
     git = shutil.which("git")
     if git is not None:
-        return _from_binary(git, root)
+        return _from_binary(git, root, diff_file)
     return _from_dulwich(root)
 
 
@@ -59,71 +64,86 @@ def strip_credentials(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
+def _environ(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", **(extra or {})}
+
+
 def _git(git: str, root: Path, *args: str, env: dict[str, str] | None = None) -> bytes | None:
-    result = subprocess.run(
-        [git, *args],
-        cwd=root,
-        capture_output=True,
-        env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", **(env or {})},
-    )
+    result = subprocess.run([git, *args], cwd=root, capture_output=True, env=_environ(env))
     return result.stdout if result.returncode == 0 else None
 
 
-def _from_binary(git: str, root: Path) -> GitInfo | None:
+def _from_binary(git: str, root: Path, diff_file: Path | None) -> GitInfo | None:
     # One status call answers commit, branch and dirtiness; "-- ." keeps to the project's
-    # subtree of a larger repository. Every call here is one on the path of each snapshot.
+    # subtree of a larger repository; "normal" untracked listing names an untracked directory
+    # once instead of every file in it. Every call here is on the path of each snapshot.
     status = _git(
-        git, root, "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all", "--", "."
+        git,
+        root,
+        "status",
+        "--porcelain=v2",
+        "--branch",
+        "-z",
+        "--untracked-files=normal",
+        "--",
+        ".",
     )
     if status is None:
         return None  # not a work tree
     commit: str | None = None
     branch: str | None = None
-    dirty = False
-    untracked = False
+    dirty = untracked = False
     records = iter(status.split(b"\0"))
     for record in records:
-        if record.startswith(b"2 "):
-            next(records, None)  # a rename's source path: a record of its own
-            dirty = True
-        elif record.startswith(b"# branch.oid "):
+        if record.startswith(b"# branch.oid "):
             oid = record[len(b"# branch.oid ") :].decode()
             commit = None if oid == "(initial)" else oid
         elif record.startswith(b"# branch.head "):
             head = record[len(b"# branch.head ") :].decode("utf-8", "replace")
             branch = None if head == "(detached)" else head
         elif record.startswith(b"? "):
+            dirty = untracked = True
+        elif record.startswith(b"2 "):
+            next(records, None)  # a rename's source path: a record of its own
             dirty = True
-            untracked = True
         elif record and not record.startswith(b"#"):
             dirty = True  # changed or unmerged
     # The URL of the branch's remote, else origin's; never contacts it.
     url = _text(_git(git, root, "ls-remote", "--get-url"))
-    diff = _diff(git, root, commit, with_untracked=untracked)
-    return GitInfo(commit, branch, strip_credentials(url) if url else None, dirty, diff)
+    written = diff_file is not None and _write_diff(git, root, commit, untracked, diff_file)
+    return GitInfo(commit, branch, strip_credentials(url) if url else None, dirty, written)
 
 
-def _diff(git: str, root: Path, commit: str | None, *, with_untracked: bool) -> bytes:
-    """`git diff --binary` of the project's subtree against HEAD, untracked files included.
+def _write_diff(git: str, root: Path, commit: str | None, untracked: bool, target: Path) -> bool:
+    """Stream `git diff --binary` of the subtree against HEAD, untracked files included.
 
     Untracked files are marked intent-to-add in a throwaway copy of the index (GIT_INDEX_FILE),
-    so one diff covers them all, as new files, while the repository's own index is untouched.
+    so one diff covers them all as new files, and the repository's own index is untouched.
     """
-    # --binary: the diff applies back exactly (`git apply`), binary files included.
-    diff_args = ["diff", "--binary", "--no-color", "--no-ext-diff"]
-    if not with_untracked:
-        return (_git(git, root, *diff_args, "HEAD", "--", ".") or b"") if commit else b""
-    # Relative to `root` (git < 2.31 has no --path-format); linked worktrees have their own.
-    index = _text(_git(git, root, "rev-parse", "--git-path", "index"))
+    diff = ["diff", "--binary", "--no-color", "--no-ext-diff"]
     with tempfile.TemporaryDirectory(prefix="poetry-snapshot-index-") as scratch:
-        copy = Path(scratch, "index")
-        if index and (root / index).exists():
-            shutil.copyfile(root / index, copy)
-        env = {"GIT_INDEX_FILE": str(copy)}
-        if _git(git, root, "add", "--intent-to-add", "--all", "--", ".", env=env) is None:
-            return b""
+        env: dict[str, str] = {}
+        if untracked:
+            # Relative to `root` (git < 2.31 has no --path-format); linked worktrees have their own.
+            index = _text(_git(git, root, "rev-parse", "--git-path", "index"))
+            copy = Path(scratch, "index")
+            if index and (root / index).exists():
+                shutil.copyfile(root / index, copy)
+            env["GIT_INDEX_FILE"] = str(copy)
+            if _git(git, root, "add", "--intent-to-add", "--all", "--", ".", env=env) is None:
+                return False
         base = commit or _text(_git(git, root, "hash-object", "-t", "tree", os.devnull))
-        return _git(git, root, *diff_args, base or "HEAD", "--", ".", env=env) or b""
+        if base is None:
+            return False
+        with target.open("wb") as stream:
+            result = subprocess.run(
+                [git, *diff, base, "--", "."],
+                cwd=root,
+                stdout=stream,
+                stderr=subprocess.DEVNULL,
+                env=_environ(env),
+            )
+    return result.returncode == 0
 
 
 def _from_dulwich(root: Path) -> GitInfo | None:
@@ -153,7 +173,7 @@ def _from_dulwich(root: Path) -> GitInfo | None:
             url = None
         status = porcelain.status(repo)
         dirty = bool(any(status.staged.values()) or status.unstaged or status.untracked)
-    return GitInfo(commit, branch, strip_credentials(url) if url else None, dirty, None)
+    return GitInfo(commit, branch, strip_credentials(url) if url else None, dirty, False)
 
 
 def _text(output: bytes | None) -> str | None:

@@ -178,11 +178,7 @@ class Manifest:
                 "report": None if report is None else report.to_json(),
             },
             "packages": [dataclasses.asdict(p) for p in self.packages],
-            "git": None
-            if self.git is None
-            else self.git.to_json(
-                f"{METADATA_DIR}/{DIFF_NAME}" if self.git.diff is not None else None
-            ),
+            "git": None if self.git is None else self.git.to_json(f"{METADATA_DIR}/{DIFF_NAME}"),
             "environment": dict(sorted(self.environment.items())),
             "copy": {
                 **dataclasses.asdict(self.copy),
@@ -194,12 +190,9 @@ class Manifest:
         }
 
     def write(self, snapshot_dir: Path) -> Path:
-        """Write (or atomically rewrite) `.snapshot/manifest.json` and, once, `git.diff`."""
+        """Write (or atomically rewrite) `.snapshot/manifest.json`."""
         meta = snapshot_dir / METADATA_DIR
         meta.mkdir(exist_ok=True)
-        if self.git is not None and self.git.diff is not None and not (meta / DIFF_NAME).exists():
-            with atomic_writer(meta / DIFF_NAME) as stream:
-                stream.write(self.git.diff)
         path = meta / MANIFEST_NAME
         head = json.dumps(self.header_json(), indent=2)
         assert head.endswith("\n}")

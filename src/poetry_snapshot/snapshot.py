@@ -22,6 +22,8 @@ from poetry_snapshot.environment import Interpreter
 from poetry_snapshot.environment import find_project_env
 from poetry_snapshot.errors import NoEnvironmentError
 from poetry_snapshot.errors import SnapshotError
+from poetry_snapshot.manifest import DIFF_NAME
+from poetry_snapshot.manifest import METADATA_DIR
 from poetry_snapshot.manifest import CopySummary
 from poetry_snapshot.manifest import InstalledPackage
 from poetry_snapshot.manifest import InterpreterInfo
@@ -182,7 +184,9 @@ def take(
         ThreadPoolExecutor(2, thread_name_prefix="snapshot-facts") as facts,
         store.staging(reservation) as staging,
     ):
-        git = facts.submit(read_git_info, planned.project_dir)
+        metadata = staging / METADATA_DIR  # reserved: no selected file lives there
+        metadata.mkdir()
+        git = facts.submit(read_git_info, planned.project_dir, metadata / DIFF_NAME)
         tags = facts.submit(lambda: tuple(str(tag) for tag in env.supported_tags[:10]))
         result = copy_selection(planned.selection, staging, link_base=link_base, progress=progress)
         # The command runs where the user stood; that directory may hold no selected file
