@@ -15,27 +15,30 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
+def atomic_writer(path: Path, mode: int = 0o644, *, durable: bool = True) -> Iterator[IO[bytes]]:
     """A binary file object whose content replaces `path` in one rename when the block ends.
 
-    The temporary file lives beside `path` (same filesystem, so the rename is atomic) and is
-    fsync'ed first, so a crash leaves either the old file or the new one. If the block raises,
-    `path` is untouched and the temporary file is removed. Every file this plugin generates
-    (manifests, exports) is written through here.
+    The temporary file lives beside `path` (same filesystem, so the rename is atomic), so a
+    crashed process leaves either the old file or the new one. With `durable` the data and the
+    rename are also fsync'ed, so a power cut does too. If the block raises, `path` is untouched
+    and the temporary file is removed. Every file this plugin generates (manifests, exports)
+    is written through here.
     """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as stream:
             yield stream
             stream.flush()
-            os.fsync(stream.fileno())
+            if durable:
+                os.fsync(stream.fileno())
         os.chmod(tmp, mode)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _sync_directory(path.parent)
+    if durable:
+        _sync_directory(path.parent)
 
 
 def _sync_directory(directory: Path) -> None:
