@@ -27,7 +27,7 @@ from tests.projects import run  # noqa: E402
 from tests.projects import write_package  # noqa: E402
 
 from benchmarks.timing import Table  # noqa: E402
-from benchmarks.timing import median_seconds  # noqa: E402
+from benchmarks.timing import medians  # noqa: E402
 
 WORK = ROOT / "benchmarks" / ".work" / "snapshot"
 RUNS = 7
@@ -121,9 +121,16 @@ def main() -> int:
     environ["POETRY_SNAPSHOT_BASE_DIR"] = str(WORK / "store")
     project = prepare(environ)
     table = Table(f"poetry snapshot -- true, {FILES}-file project")
-    snap = median_seconds([*POETRY, "snapshot", "--", "true"], project.path, environ, RUNS)
-    run_true = median_seconds([*POETRY, "run", "true"], project.path, environ, RUNS)
-    check = median_seconds([*POETRY, "snapshot", "--check"], project.path, environ, RUNS)
+    snap, run_true, check = medians(
+        [
+            [*POETRY, "snapshot", "--", "true"],
+            [*POETRY, "run", "true"],
+            [*POETRY, "snapshot", "--check"],
+        ],
+        project.path,
+        environ,
+        RUNS,
+    )
     table.add("poetry snapshot -- true", snap, "poetry run true", run_true, target=1.5)
     table.add("poetry snapshot --check", check, "poetry run true", run_true)
     shutil.rmtree(WORK / "store", ignore_errors=True)

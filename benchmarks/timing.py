@@ -13,22 +13,27 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-def median_seconds(argv: list[str], cwd: Path, env: dict[str, str], runs: int) -> float:
-    """Median wall time of `argv` over `runs` runs, after one warm-up run (page cache, .pyc)."""
-    times = []
-    for attempt in range(runs + 1):
-        start = time.perf_counter()
-        result = subprocess.run(
-            argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        elapsed = time.perf_counter() - start
-        if result.returncode not in (0, 1):
-            raise RuntimeError(
-                f"{' '.join(argv)} failed ({result.returncode}):\n{result.stderr.decode()}"
+def medians(commands: list[list[str]], cwd: Path, env: dict[str, str], runs: int) -> list[float]:
+    """Median wall time of each command over `runs` rounds, after one warm-up round.
+
+    The commands take turns within each round, so a slow spell of the machine (the disk here
+    slows down for minutes after large deletes) falls on all of them alike, not on one.
+    """
+    times: list[list[float]] = [[] for _ in commands]
+    for round_ in range(runs + 1):
+        for argv, samples in zip(commands, times):
+            start = time.perf_counter()
+            result = subprocess.run(
+                argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
             )
-        if attempt:
-            times.append(elapsed)
-    return statistics.median(times)
+            elapsed = time.perf_counter() - start
+            if result.returncode not in (0, 1):
+                raise RuntimeError(
+                    f"{' '.join(argv)} failed ({result.returncode}):\n{result.stderr.decode()}"
+                )
+            if round_:
+                samples.append(elapsed)
+    return [statistics.median(samples) for samples in times]
 
 
 @dataclass

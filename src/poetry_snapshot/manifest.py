@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone
+from operator import attrgetter
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -286,9 +287,10 @@ def read_files(snapshot_dir: Path) -> dict[str, CopiedFile]:
 
 def tree_digest(files: Iterable[CopiedFile]) -> str:
     """One sha256 over the whole tree: path, type, mode and content (or link target) of each
-    entry, sorted by the path's bytes. Equal trees give equal digests on any machine."""
+    entry, in order of path (as Python orders the str: UTF-8 byte order for UTF-8 names, bytes
+    that are not UTF-8 as their surrogate escapes). Equal trees give equal digests anywhere."""
     digest = hashlib.sha256()
-    for entry in sorted(files, key=lambda f: os.fsencode(f.path)):
+    for entry in sorted(files, key=attrgetter("path")):
         content = entry.sha256.hex() if entry.sha256 is not None else (entry.link_target or "")
         digest.update(os.fsencode(entry.path) + b"\0")
         digest.update(f"{entry.kind}\0{entry.mode:04o}\0".encode())

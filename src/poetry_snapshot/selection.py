@@ -882,14 +882,16 @@ class _Collector:
             return
         ints = self._ints
         permissions = stat.S_IMODE(mode)
+        mtime = st.st_mtime_ns
+        ctime = st.st_ctime_ns
         self.entries.append(
             SelectedEntry(
                 path,
                 kind,
                 st.st_size,
                 ints.setdefault(permissions, permissions),
-                st.st_mtime_ns,
-                st.st_ctime_ns,
+                mtime,
+                mtime if ctime == mtime else ctime,  # one int object: 3 MB per 100,000 files
                 st.st_ino,
                 ints.setdefault(st.st_dev, st.st_dev),
                 target,
