@@ -96,8 +96,14 @@ def main() -> int:
         def poetry(*args: str, project: Project = project) -> list[str]:
             return [*POETRY, *args]
 
-        check, sync, run_true = medians(
-            [poetry("snapshot", "--check"), poetry("sync", "--dry-run"), poetry("run", "true")],
+        check, sync, run_true, startup = medians(
+            [
+                poetry("snapshot", "--check"),
+                poetry("sync", "--dry-run"),
+                poetry("run", "true"),
+                # Poetry's own start-up (imports, plugins), which every command pays: the floor.
+                poetry("--version"),
+            ],
             project.path,
             environ,
             RUNS,
@@ -110,6 +116,7 @@ def main() -> int:
             target=0.7 if count == 15 else 0.6,
         )
         table.add(f"{count} packages: --check", check, "poetry run true", run_true)
+        table.add(f"{count} packages: poetry --version", startup, "poetry sync --dry-run", sync)
         if count == 200:
             files = record_files(project)
             size = sum(Path(f).stat().st_size for f in files)

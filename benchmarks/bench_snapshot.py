@@ -30,7 +30,7 @@ from benchmarks.timing import Table  # noqa: E402
 from benchmarks.timing import medians  # noqa: E402
 
 WORK = ROOT / "benchmarks" / ".work" / "snapshot"
-RUNS = 7
+RUNS = 11
 FILES = 500
 
 

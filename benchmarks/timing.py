@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import time
@@ -18,16 +19,20 @@ def medians(commands: list[list[str]], cwd: Path, env: dict[str, str], runs: int
 
     The commands take turns within each round, so a slow spell of the machine (the disk here
     slows down for minutes after large deletes) falls on all of them alike, not on one.
+    Only exit status 0 counts: a drifted or failing benchmark project is not a measurement.
     """
     times: list[list[float]] = [[] for _ in commands]
     for round_ in range(runs + 1):
         for argv, samples in zip(commands, times):
+            # Write back what the previous command left in the page cache, so the disk's flush
+            # is not charged to whichever command happens to run next.
+            os.sync()
             start = time.perf_counter()
             result = subprocess.run(
                 argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
             )
             elapsed = time.perf_counter() - start
-            if result.returncode not in (0, 1):
+            if result.returncode != 0:
                 raise RuntimeError(
                     f"{' '.join(argv)} failed ({result.returncode}):\n{result.stderr.decode()}"
                 )
