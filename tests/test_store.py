@@ -27,6 +27,7 @@ from poetry_snapshot.errors import SnapshotExistsError
 from poetry_snapshot.errors import StoreError
 from poetry_snapshot.errors import UsageError
 from poetry_snapshot.store import Reservation
+from poetry_snapshot.store import SnapshotRef
 from poetry_snapshot.store import SnapshotStore
 from poetry_snapshot.store import new_snapshot_id
 from poetry_snapshot.store import resolve_base_dir
@@ -409,6 +410,7 @@ import json, os, sys, time
 from pathlib import Path
 sys.path.insert(0, {repo!r})
 from poetry_snapshot.copier import copy_selection
+from poetry_snapshot.store import SnapshotRef
 from poetry_snapshot.store import SnapshotStore
 from tests.test_copier import select_tree
 
@@ -442,6 +444,13 @@ def test_killed_runs_never_expose_partial_snapshots(tmp_path: Path) -> None:
     store = SnapshotStore(base)
     rng = random.Random(7)
     published = 0
+    complete: set[str] = set()  # checked once whole; no later run touches a published snapshot
+
+    def assert_whole(ref: SnapshotRef) -> None:
+        listed = json.loads(ref.manifest.read_text())["files"]
+        assert listed == expected
+        assert tree_files(ref.path) == expected, ref.id
+
     for _ in range(50):
         child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
         assert child.stdout is not None
@@ -453,9 +462,9 @@ def test_killed_runs_never_expose_partial_snapshots(tmp_path: Path) -> None:
 
         snapshots = store.snapshots()
         for ref in snapshots:
-            listed = json.loads(ref.manifest.read_text())["files"]
-            assert listed == expected
-            assert tree_files(ref.path) == expected, ref.id
+            if ref.id not in complete:
+                assert_whole(ref)
+                complete.add(ref.id)
         published = len(snapshots)
         debris = set(store.leftovers())
         snapshot_paths = {ref.path for ref in snapshots}
@@ -464,3 +473,5 @@ def test_killed_runs_never_expose_partial_snapshots(tmp_path: Path) -> None:
         everything |= {store.staging_dir / name for name in os.listdir(store.staging_dir)}
         assert everything - snapshot_paths == debris
     assert published > 0, "no run ever published: the kills all came too early"
+    for ref in store.snapshots():  # and still whole after all the later kills
+        assert_whole(ref)
