@@ -180,9 +180,11 @@ def take(
     relative_cwd = _relative_cwd(cwd, planned.project_dir)
     env = planned.env
     # git and the env's interpreter are asked in subprocesses: while the copy runs, not after.
+    # The pool is the inner block: if the copy fails, the git thread (still writing git.diff
+    # into staging) ends before staging is removed.
     with (
-        ThreadPoolExecutor(2, thread_name_prefix="snapshot-facts") as facts,
         store.staging(reservation) as staging,
+        ThreadPoolExecutor(2, thread_name_prefix="snapshot-facts") as facts,
     ):
         metadata = staging / METADATA_DIR  # reserved: no selected file lives there
         metadata.mkdir()
