@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -52,9 +53,17 @@ def snapshot(
 
 
 def published(base_dir: Path) -> list[Path]:
+    """Published snapshots, oldest first: by creation time, since ids taken in the same second
+    sort by their random suffix."""
     if not base_dir.exists():
         return []
-    return sorted(p for p in base_dir.iterdir() if (p / ".snapshot" / "manifest.json").exists())
+    found = [p for p in base_dir.iterdir() if (p / ".snapshot" / "manifest.json").exists()]
+    return sorted(found, key=lambda p: (_created(p), p))
+
+
+def _created(snapshot_dir: Path) -> datetime:
+    created = json.loads((snapshot_dir / ".snapshot" / "manifest.json").read_text())["created"]
+    return datetime.fromisoformat(str(created).replace("Z", "+00:00"))
 
 
 def manifest(snapshot_dir: Path) -> dict[str, Any]:
