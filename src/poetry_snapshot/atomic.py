@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from contextlib import suppress
 from typing import IO
@@ -24,28 +24,58 @@ def atomic_writer(path: Path, mode: int = 0o644, *, durable: bool = True) -> Ite
     and the temporary file is removed. Every file this plugin generates (manifests, exports)
     is written through here.
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        with atomic_writer_at(fd, path.name, mode, durable=durable) as stream:
+            yield stream
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_writer_at(
+    directory: int, name: str, mode: int = 0o644, *, durable: bool = True
+) -> Iterator[IO[bytes]]:
+    """atomic_writer() for the file `name` in the directory open as `directory`: the write
+    lands in that directory even if its path now names another one (a directory renamed
+    or replaced meanwhile)."""
+    for _ in range(100):
+        temporary = f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            # 0600 until complete; fchmod then sets the final mode exactly, whatever the umask.
+            fd = os.open(
+                temporary,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
+                0o600,
+                dir_fd=directory,
+            )
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover - 100 random names all taken
+        raise FileExistsError(name)
     try:
         with os.fdopen(fd, "wb") as stream:
             yield stream
             stream.flush()
+            os.fchmod(stream.fileno(), mode)
             if durable:
                 os.fsync(stream.fileno())
-        os.chmod(tmp, mode)  # mkstemp creates 0600
-        os.replace(tmp, path)
+        os.replace(temporary, name, src_dir_fd=directory, dst_dir_fd=directory)
     except BaseException:
         with suppress(FileNotFoundError):
-            os.unlink(tmp)
+            os.unlink(temporary, dir_fd=directory)
         raise
     if durable:
-        _sync_directory(path.parent)
+        with suppress(OSError):  # some filesystems cannot fsync a directory
+            os.fsync(directory)
 
 
-def _sync_directory(directory: Path) -> None:
-    # Makes the rename itself durable on POSIX; a failed sync loses nothing the rename did not
-    # already publish (and some filesystems cannot open directories).
+def sync_directory(directory: Path) -> None:
+    """Make renames in `directory` durable on POSIX; a failed sync loses nothing the rename did
+    not already publish (and some filesystems cannot open or fsync directories)."""
     try:
-        fd = os.open(directory, os.O_RDONLY)
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         return
     try:

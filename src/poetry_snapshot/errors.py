@@ -69,6 +69,10 @@ class SnapshotExistsError(UsageError):
     """A snapshot id that is already taken, by a published snapshot or by a run in progress."""
 
 
+class SnapshotInUseError(UsageError):
+    """A snapshot that a run in progress holds cannot be replaced or deleted."""
+
+
 def quoted(name: str) -> str:
     """A file name or id fit for a one-line message: in quotes, with bytes that are not UTF-8
     (surrogate-escaped by os.fsdecode) as \\xNN and control characters escaped."""

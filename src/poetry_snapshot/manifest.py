@@ -22,7 +22,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING
 from typing import Any
 
-from poetry_snapshot.atomic import atomic_writer
+from poetry_snapshot.atomic import atomic_writer_at
 from poetry_snapshot.copier import CopiedFile
 
 if TYPE_CHECKING:
@@ -194,13 +194,22 @@ class Manifest:
         """Write (or atomically rewrite) `.snapshot/manifest.json`."""
         meta = snapshot_dir / METADATA_DIR
         meta.mkdir(exist_ok=True)
-        path = meta / MANIFEST_NAME
+        fd = os.open(meta, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            self.write_at(fd)
+        finally:
+            os.close(fd)
+        return meta / MANIFEST_NAME
+
+    def write_at(self, metadata: int) -> None:
+        """(Re)write manifest.json in the metadata directory open as `metadata`: a run records
+        its end in its own snapshot, whatever has become of the snapshot's path meanwhile."""
         head = json.dumps(self.header_json(), indent=2)
         assert head.endswith("\n}")
         # Not fsync'ed: the copied files are not either (a power cut can tear a snapshot
         # whatever the manifest does, and its hashes then tell); the rename keeps it whole
         # against crashed and killed processes, and each fsync costs a run 10-40 ms.
-        with atomic_writer(path, durable=False) as stream:
+        with atomic_writer_at(metadata, MANIFEST_NAME, durable=False) as stream:
             stream.write(head[:-2].encode("utf-8"))
             stream.write(b',\n  "files": [')
             separator = b"\n    "
@@ -209,7 +218,6 @@ class Manifest:
                 stream.write(json.dumps(file_json(entry), separators=(",", ":")).encode("utf-8"))
                 separator = b",\n    "
             stream.write(b"\n  ]\n}\n")
-        return path
 
 
 def file_json(entry: CopiedFile) -> dict[str, Any]:

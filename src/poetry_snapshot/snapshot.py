@@ -22,6 +22,7 @@ from poetry_snapshot.environment import Interpreter
 from poetry_snapshot.environment import find_project_env
 from poetry_snapshot.errors import NoEnvironmentError
 from poetry_snapshot.errors import SnapshotError
+from poetry_snapshot.errors import first_line
 from poetry_snapshot.manifest import DIFF_NAME
 from poetry_snapshot.manifest import METADATA_DIR
 from poetry_snapshot.manifest import CopySummary
@@ -52,8 +53,10 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
     from poetry_snapshot.copier import CopyResult
+    from poetry_snapshot.copier import LinkBase
     from poetry_snapshot.drift import DriftReport
     from poetry_snapshot.gitinfo import GitInfo
+    from poetry_snapshot.holds import SnapshotHold
     from poetry_snapshot.runner import Outcome
     from poetry_snapshot.verification import CheckRequest
 
@@ -103,6 +106,9 @@ class Snapshot:
     id: str
     path: Path
     manifest: Manifest
+    # Held from before publication until the run ends (None when no command will run).
+    hold: SnapshotHold | None = None
+    warnings: tuple[str, ...] = ()  # one line each, for the command to print
 
 
 def plan(poetry: Poetry, request: SnapshotRequest) -> SnapshotPlan:
@@ -149,28 +155,23 @@ def take(
     planned: SnapshotPlan,
     cwd: Path,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    hold: bool = False,
 ) -> Snapshot:
-    """Copy, describe and publish the planned snapshot under a new, never-reused id."""
-    from poetry_snapshot.copier import LinkBase
+    """Copy, describe and publish the planned snapshot under a new, never-reused id.
+
+    With `hold`, the snapshot is held for a run (see `run()`) from before it is published.
+    """
     from poetry_snapshot.copier import copy_selection
     from poetry_snapshot.gitinfo import read_git_info
 
     request = planned.request
     store = SnapshotStore(request.base_dir)
     store.ensure()
+    store.reclaim()  # what crashed runs left, and the ids they held
+    warnings: list[str] = []
     created = now()
-    link_base = None
-    if request.link:
-        previous = store.latest()
-        if previous is not None:
-            created_at = datetime.fromisoformat(
-                read_header(previous.path)["created"].replace("Z", "+00:00")
-            )
-            link_base = LinkBase(
-                root=previous.path,
-                files=read_files(previous.path),
-                created_ns=int(created_at.timestamp() * 1_000_000_000),
-            )
+    link_base = _link_base(store, warnings) if request.link else None
     reservation = (
         store.reserve(request.snapshot_id, replace=request.replace)
         if request.snapshot_id
@@ -179,39 +180,79 @@ def take(
     snapshot_id = reservation.id
     relative_cwd = _relative_cwd(cwd, planned.project_dir)
     env = planned.env
+    held: SnapshotHold | None = None
     # git and the env's interpreter are asked in subprocesses: while the copy runs, not after.
     # The pool is the inner block: if the copy fails, the git thread (still writing git.diff
     # into staging) ends before staging is removed.
-    with (
-        store.staging(reservation) as staging,
-        ThreadPoolExecutor(2, thread_name_prefix="snapshot-facts") as facts,
-    ):
-        metadata = staging / METADATA_DIR  # reserved: no selected file lives there
-        metadata.mkdir()
-        git = facts.submit(read_git_info, planned.project_dir, metadata / DIFF_NAME)
-        tags = facts.submit(lambda: tuple(str(tag) for tag in env.supported_tags[:10]))
-        result = copy_selection(planned.selection, staging, link_base=link_base, progress=progress)
-        # The command runs where the user stood; that directory may hold no selected file
-        # (empty, or ignored like results/), so make sure the snapshot has it.
-        (staging / relative_cwd).mkdir(parents=True, exist_ok=True)
-        manifest = _manifest(
-            poetry,
-            planned,
-            snapshot_id,
-            created,
-            relative_cwd,
-            result,
-            linked_from=None if link_base is None else link_base.root.name,
-            git=git.result(),
-            tags=tags.result(),
+    try:
+        with (
+            store.staging(reservation) as staging,
+            ThreadPoolExecutor(2, thread_name_prefix="snapshot-facts") as facts,
+        ):
+            metadata = staging / METADATA_DIR  # reserved: no selected file lives there
+            metadata.mkdir()
+            if hold:
+                held = store.hold(staging)
+            git = facts.submit(read_git_info, planned.project_dir, metadata / DIFF_NAME)
+            tags = facts.submit(lambda: tuple(str(tag) for tag in env.supported_tags[:10]))
+            result = copy_selection(
+                planned.selection, staging, link_base=link_base, progress=progress
+            )
+            # The command runs where the user stood; that directory may hold no selected file
+            # (empty, or ignored like results/), so make sure the snapshot has it.
+            (staging / relative_cwd).mkdir(parents=True, exist_ok=True)
+            manifest = _manifest(
+                poetry,
+                planned,
+                snapshot_id,
+                created,
+                relative_cwd,
+                result,
+                linked_from=None if link_base is None else link_base.root.name,
+                git=git.result(),
+                tags=tags.result(),
+            )
+            manifest.write(staging)
+            path = store.publish(staging, reservation)
+    except BaseException:
+        if held is not None:
+            held.release(None)
+        raise
+    return Snapshot(snapshot_id, path, manifest, held, tuple(warnings))
+
+
+def _link_base(store: SnapshotStore, warnings: list[str]) -> LinkBase | None:
+    """The newest snapshot to link against, or None (copy everything) when there is none or
+    its manifest cannot be read."""
+    from poetry_snapshot.copier import LinkBase
+
+    previous = store.latest()
+    if previous is None:
+        return None
+    try:
+        created = read_header(previous.path)["created"]
+        created_at = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+        files = read_files(previous.path)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        warnings.append(
+            f"Not linking against snapshot {previous.id}: its manifest cannot be read"
+            f" ({first_line(e)}); copying every file instead."
         )
-        manifest.write(staging)
-        path = store.publish(staging, reservation)
-    return Snapshot(snapshot_id, path, manifest)
+        return None
+    return LinkBase(
+        root=previous.path,
+        files=files,
+        created_ns=int(created_at.timestamp() * 1_000_000_000),
+    )
 
 
 def run(poetry: Poetry, snapshot: Snapshot, planned: SnapshotPlan, argv: Sequence[str]) -> Outcome:
-    """Run `argv` from the snapshot; the manifest records its start and its end."""
+    """Run `argv` from the snapshot; the manifest records its start and its end.
+
+    The run writes only its own snapshot's manifest: through a descriptor of the snapshot's
+    metadata directory opened at the start, while the snapshot is held (nothing replaces a
+    held snapshot). The hold ends with the run.
+    """
     from poetry_snapshot.runner import CommandNotRunnable
     from poetry_snapshot.runner import Outcome
     from poetry_snapshot.runner import command_environment
@@ -230,16 +271,22 @@ def run(poetry: Poetry, snapshot: Snapshot, planned: SnapshotPlan, argv: Sequenc
             "POETRY_SNAPSHOT_SOURCE": manifest.project.source_dir,
         },
     )
-    record = RunRecord(tuple(argv), started=now())
-    manifest.with_run(record).write(snapshot.path)
+    metadata = os.open(snapshot.path / METADATA_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        outcome = run_command(argv, workdir, environ)
-    except CommandNotRunnable as e:
-        outcome = Outcome(e.exit_code, None)
-        manifest.with_run(_ended(record, outcome)).write(snapshot.path)
-        raise
-    manifest.with_run(_ended(record, outcome)).write(snapshot.path)
-    return outcome
+        record = RunRecord(tuple(argv), started=now())
+        manifest.with_run(record).write_at(metadata)
+        try:
+            outcome = run_command(argv, workdir, environ)
+        except CommandNotRunnable as e:
+            outcome = Outcome(e.exit_code, None)
+            manifest.with_run(_ended(record, outcome)).write_at(metadata)
+            raise
+        manifest.with_run(_ended(record, outcome)).write_at(metadata)
+        return outcome
+    finally:
+        os.close(metadata)
+        if snapshot.hold is not None:
+            snapshot.hold.release(snapshot.path / METADATA_DIR)
 
 
 def package_roots(poetry: Poetry) -> list[str]:

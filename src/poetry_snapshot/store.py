@@ -2,31 +2,41 @@
 
 Layout under the base directory:
 
-    <id>/                       a snapshot, once `.snapshot/manifest.json` is in it; before
-                                that, an empty directory holding the id (a reservation)
-    .staging/<id>.<token>/      a snapshot being built
-    .staging/<id>.<token>.lock  flock'ed by the run that holds the id, until it is done
-                                (created as `.lock.tmp`, renamed once locked)
-    .staging/<id>.<token>.old   a replaced snapshot on its way out, where renameat2 cannot
-                                swap the two directories
+    <id>/                         a snapshot, once `.snapshot/published` names this store and
+                                  this id; before that, an empty directory holding the id
+    .poetry-snapshot/store.json   the store's identity (a random id), written once
+    .poetry-snapshot/<id>.<token>.lock
+                                  flock'ed by the run that holds the id, until it is done; says
+                                  who the run is and which empty directory it made for the id
+    .poetry-snapshot/<id>.<token>/      a snapshot being built
+    .poetry-snapshot/<id>.<token>.old   a replaced snapshot on its way out, where renameat2
+                                  cannot swap the two directories
 
 An id is taken with `mkdir(<base>/<id>)`, which is atomic everywhere, NFS included: of any
 number of runs asking for the same id, exactly one gets it, and an id once published is never
-handed out again. The copy is built in `.staging/` (same filesystem) and published with one
-`rename()` onto the reserved directory: POSIX rename replaces an empty directory atomically,
-so readers see no directory or an empty one, then the complete snapshot, never part of it.
-renameat2(RENAME_NOREPLACE) would give the same exclusivity at publish time only, and NFS and
-some FUSE filesystems reject its flags; mkdir also makes the id visible (and taken) before a
-long copy starts.
+handed out again. The copy is built in `.poetry-snapshot/` (same filesystem) and published with
+one `rename()` onto the reserved directory: POSIX rename replaces an empty directory
+atomically, so readers see no directory or an empty one, then the complete snapshot, never
+part of it. renameat2(RENAME_NOREPLACE) would give the same exclusivity at publish time only,
+and NFS and some FUSE filesystems reject its flags; mkdir also makes the id visible (and
+taken) before a long copy starts.
 
-A run's lock file is flock'ed before any of its directories exist and released after they
-are gone or published, so the kernel tells a live run from a crashed one: `leftovers()` lists
-only what no live process holds.
+What this store deletes, it proves it made. The base directory may be shared with anything
+(`--base-dir ..` puts the store beside the user's projects), so: a snapshot is only the
+directory whose `.snapshot/published` names this store's identity and its own id; staging
+directories, aside copies and lock files live in `.poetry-snapshot/` under names only this
+store makes; an empty id directory is removed only when a dead run's lock file records that
+run made it. Everything else under the base directory is never touched.
+
+A run's lock file is flock'ed before any of its directories exist and released after they are
+gone or published, so the kernel tells a live run from a crashed one (holds.py): `reclaim()`
+removes only what no live process holds.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import secrets
@@ -35,6 +45,7 @@ import signal
 import stat
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from contextlib import suppress
 from dataclasses import dataclass
@@ -43,6 +54,8 @@ from datetime import timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from poetry_snapshot import holds
+from poetry_snapshot.atomic import sync_directory
 from poetry_snapshot.errors import SnapshotExistsError
 from poetry_snapshot.errors import StoreError
 from poetry_snapshot.errors import UsageError
@@ -54,17 +67,27 @@ if TYPE_CHECKING:
     from types import FrameType
 
 BASE_DIR_VARIABLE = "POETRY_SNAPSHOT_BASE_DIR"
-STAGING = ".staging"
+OWN_DIR = ".poetry-snapshot"
+STORE_FILE = "store.json"
 METADATA = ".snapshot"
 MANIFEST = "manifest.json"
-# Written by publish() just before the rename and never touched again: its mtime is when the
-# snapshot was published (the manifest's own mtime moves each time a run is recorded).
+# Written by publish() just before the rename and never touched again: names the store and the
+# id (what makes a directory a snapshot of this store), and its mtime is when the snapshot was
+# published (the manifest's own mtime moves each time a run is recorded).
 PUBLISHED = "published"
 
 MAX_ID_LENGTH = 100
 _ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _TOKEN_LENGTH = 8  # hex digits naming one run's lock and staging directory
+# What this store names in its own directory: "<id>.<token>" plus a suffix.
+_RUN_ENTRY = re.compile(
+    r"(?P<run>(?P<id>[A-Za-z0-9_-][A-Za-z0-9._-]*)\.[0-9a-f]{8})"
+    r"(?P<suffix>|\.lock|\.old|\.lock\.[0-9a-f]{8}\.tmp)"
+)
+# A lock file still being created (holds.create_locked) is unlocked for a few microseconds; one
+# that old without a lock is a dead run's.
+_STALE_TEMPORARY_SECONDS = 60
 _VARIABLE = re.compile(r"\$(\w+)|\$\{([^}]*)\}")
 _INTERRUPTS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
@@ -77,7 +100,7 @@ class SnapshotRef:
 
     id: str
     path: Path
-    published_ns: int  # when it was published (or its manifest's mtime, if it was not)
+    published_ns: int  # when it was published
 
     @property
     def manifest(self) -> Path:
@@ -93,10 +116,18 @@ class Reservation:
         self.token = token
         self.replace = replace
         self._lock: int | None = lock
+        # (device, inode) of the empty directory this run made for the id, if it made one.
+        self.made: tuple[int, int] | None = None
+        # An exclusive hold on the published snapshot this run replaces, if any.
+        self._replacing: int | None = None
 
     @property
     def held(self) -> bool:
         return self._lock is not None
+
+    @property
+    def run(self) -> str:
+        return f"{self.id}.{self.token}"
 
     def __repr__(self) -> str:
         return f"Reservation({self.id!r}, held={self.held})"
@@ -135,38 +166,66 @@ def resolve_base_dir(
     """Where snapshots go: --base-dir, else [tool.poetry-snapshot] base-dir, else
     $POETRY_SNAPSHOT_BASE_DIR, else <cache_dir>/snapshots/<project name>.
 
-    `~` and `$VARS` are expanded from `environ`. A relative --base-dir or variable is relative
-    to the working directory; a relative base-dir from pyproject.toml to `project_dir`, when
-    given (the file that says it is there).
+    `~`, `~user`, `$NAME` and `${NAME}` are expanded from `environ`; an unset variable or an
+    unknown user is an error, as is a value that is empty, only spaces, or holds control
+    characters. A relative --base-dir or variable is relative to the working directory; a
+    relative base-dir from pyproject.toml to `project_dir`, when given (the file that says it
+    is there).
     """
-    for value, anchor in (
-        (option, None),
-        (config, project_dir),
-        (environ.get(BASE_DIR_VARIABLE), None),
+    for value, anchor, origin in (
+        (option, None, "--base-dir"),
+        (config, project_dir, "base-dir in [tool.poetry-snapshot]"),
+        (environ.get(BASE_DIR_VARIABLE), None, f"${BASE_DIR_VARIABLE}"),
     ):
-        if value:
-            path = Path(_expand(value, environ))
-            if not path.is_absolute():
-                path = (anchor or Path.cwd()) / path
-            return path
+        if value is None or (origin.startswith("$") and value == ""):
+            continue  # an empty variable is an unset one, as shells treat it
+        path = Path(_expand(_checked_base_dir(value, origin), environ, origin))
+        if not path.is_absolute():
+            path = (anchor or Path.cwd()) / path
+        return path
     from packaging.utils import canonicalize_name
 
     return cache_dir / "snapshots" / canonicalize_name(project_name)
 
 
-def _expand(value: str, environ: Mapping[str, str]) -> str:
-    """`~`, `~user`, `$NAME` and `${NAME}`; unknown variables stay as written, as with
-    os.path.expandvars (which reads os.environ, not `environ`)."""
+def _checked_base_dir(value: str, origin: str) -> str:
+    if not value.strip():
+        raise UsageError(f"{origin} is empty.", "Give a directory, or leave the setting out.")
+    if any(not c.isprintable() for c in value):
+        raise UsageError(
+            f"{origin} {quoted(value)} holds control characters.", "Give a plain directory path."
+        )
+    return value
+
+
+def _expand(value: str, environ: Mapping[str, str], origin: str) -> str:
+    """`~`, `~user`, `$NAME` and `${NAME}`, from `environ`. Unlike os.path.expandvars, an
+    unset variable is an error: kept as written, it would become a directory literally named
+    `$NAME` (inside the project, for a relative base-dir)."""
 
     def variable(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
-        return environ.get(name, match.group(0))
+        if name not in environ:
+            raise UsageError(
+                f"{origin} {quoted(value)} uses ${name}, which is not set.",
+                f"Set {name}, or write the directory without it.",
+            )
+        return environ[name]
 
     value = _VARIABLE.sub(variable, value)
     if value == "~" or value.startswith("~/"):
         home = environ.get("HOME") or str(Path.home())
         return home + value[1:]
-    return str(Path(value).expanduser()) if value.startswith("~") else value  # ~user
+    if value.startswith("~"):
+        try:
+            return str(Path(value).expanduser())
+        except RuntimeError:
+            user = value[1:].split("/", 1)[0]
+            raise UsageError(
+                f"{origin} {quoted(value)} names the home of {quoted(user)}, an unknown user.",
+                "Write the directory out in full.",
+            ) from None
+    return value
 
 
 class SnapshotStore:
@@ -174,12 +233,14 @@ class SnapshotStore:
 
     def __init__(self, base_dir: Path) -> None:
         self.base = Path(base_dir).absolute()
-        self.staging_dir = self.base / STAGING
+        self.own = self.base / OWN_DIR
+        self._identity: str | None = None
 
     # --- the base directory ------------------------------------------------------------------
 
     def ensure(self) -> None:
-        """Create the base directory (each missing component 0700) and its staging directory."""
+        """Create the base directory (each missing component 0700), the store's own directory
+        and its identity."""
         missing: list[Path] = []
         path = self.base
         while True:
@@ -194,36 +255,110 @@ class SnapshotStore:
             break
         if not stat.S_ISDIR(st.st_mode) and not (stat.S_ISLNK(st.st_mode) and path.is_dir()):
             raise _not_a_directory(self.base, path)
-        for directory in [*reversed(missing), self.staging_dir]:
+        for directory in [*reversed(missing), self.own]:
             _make_private_dir(directory, self.base)
-        if not os.access(self.staging_dir, os.W_OK | os.X_OK):
+        if not os.access(self.own, os.W_OK | os.X_OK):
             raise _base_error(self.base, PermissionError(errno.EACCES, os.strerror(errno.EACCES)))
+        if self.identity() is None:
+            self._create_identity()
+
+    def identity(self) -> str | None:
+        """This store's random identity, None before `ensure()` made one."""
+        if self._identity is None:
+            try:
+                with open(self.own / STORE_FILE, "rb") as stream:
+                    value = json.loads(stream.read(4096)).get("store")
+            except (OSError, ValueError, AttributeError):
+                return None
+            if isinstance(value, str) and value:
+                self._identity = value
+        return self._identity
+
+    def _create_identity(self) -> None:
+        # Written whole to a temporary, then link()ed into place: link fails if a concurrent
+        # run got there first, and then both use the winner's identity.
+        temporary = self.own / f"{STORE_FILE}.{secrets.token_hex(4)}.tmp"
+        data = json.dumps({"store": secrets.token_hex(16), "format": 1}) + "\n"
+        try:
+            temporary.write_text(data, encoding="utf-8")
+            with suppress(FileExistsError):
+                os.link(temporary, self.own / STORE_FILE)
+        except OSError as e:
+            raise _base_error(self.base, e) from None
+        finally:
+            _unlink(temporary)
+        if self.identity() is None:
+            raise StoreError(
+                f"The snapshot store in {self.base} has an unreadable {OWN_DIR}/{STORE_FILE}.",
+                "Move that file aside; the store then gets a new identity.",
+            )
 
     # --- taking an id ------------------------------------------------------------------------
 
     def reserve(self, snapshot_id: str, replace: bool = False) -> Reservation:
         """Take `snapshot_id` for this process. SnapshotExistsError if it is taken, unless
-        `replace`: then a published snapshot of that id is swapped out by `publish()`."""
+        `replace` and it is a published snapshot of this store, which `publish()` then swaps
+        out (SnapshotInUseError while a run holds it)."""
         validate_snapshot_id(snapshot_id)
         self.ensure()
         token = secrets.token_hex(_TOKEN_LENGTH // 2)
-        lock = self._lock(snapshot_id, token)
+        try:
+            lock = holds.create_locked(
+                self.own / f"{snapshot_id}.{token}.lock",
+                holds.identity(id=snapshot_id, intent_ns=time.time_ns()),
+            )
+        except OSError as e:
+            raise _base_error(self.base, e) from None
         reservation = Reservation(snapshot_id, self.base / snapshot_id, token, replace, lock)
         try:
-            reservation.path.mkdir(0o700)
-        except FileExistsError:
-            if not replace or not self._replaceable(reservation):
-                self._unlock(reservation)
-                raise SnapshotExistsError(
-                    f"Snapshot id {snapshot_id!r} is already taken in {self.base}.",
-                    "Choose another --id, or add --replace to replace that snapshot.",
-                ) from None
+            self._take(reservation)
         except BaseException as e:
             self._unlock(reservation)
             if isinstance(e, OSError):
                 raise _base_error(self.base, e) from None
             raise
         return reservation
+
+    def _take(self, reservation: Reservation) -> None:
+        path = reservation.path
+        for _ in range(2):
+            try:
+                path.mkdir(0o700)
+            except FileExistsError:
+                pass
+            else:
+                st = path.lstat()
+                reservation.made = (st.st_dev, st.st_ino)
+                assert reservation._lock is not None
+                holds.rewrite(
+                    reservation._lock,
+                    holds.identity(id=reservation.id, made=[st.st_dev, st.st_ino]),
+                )
+                return
+            if self._published(reservation.id) is not None:
+                if not reservation.replace:
+                    raise SnapshotExistsError(
+                        f"Snapshot id {quoted(reservation.id)} is already taken in {self.base}.",
+                        "Choose another --id, or add --replace to replace that snapshot.",
+                    )
+                reservation._replacing = holds.hold_exclusively(
+                    path / METADATA, reservation.id, "replaced"
+                )
+                return
+            live = self._live_claims(reservation.id, besides=reservation.run)
+            if live:
+                raise SnapshotExistsError(
+                    f"Snapshot id {quoted(reservation.id)} is being taken by a run in progress"
+                    f" ({live[0].describe()}).",
+                    "Choose another --id, or run again once that run has ended.",
+                )
+            if not self._reclaim_reservation_of(reservation.id):
+                break
+        what = "nothing was replaced" if reservation.replace else "it was left as it is"
+        raise SnapshotExistsError(
+            f"{path} already exists and is not a snapshot of this store; {what}.",
+            "Choose another --id.",
+        )
 
     def reserve_new(self, now: datetime | None = None) -> Reservation:
         """A fresh id, reserved; a clash with a run in the same second just draws again."""
@@ -234,40 +369,16 @@ class SnapshotStore:
                 continue
         raise StoreError(f"Cannot find a free snapshot id in {self.base}.")  # 100 clashes: broken
 
-    def _replaceable(self, reservation: Reservation) -> bool:
-        """A published snapshot, or the reservation of a run that crashed: not a live run's."""
-        path = reservation.path
-        if not path.is_dir() or path.is_symlink():
-            return False
-        own = f"{reservation.id}.{reservation.token}"
-        return _exists(path / METADATA / MANIFEST) or reservation.id not in self._live_ids(own)
-
-    def _lock(self, snapshot_id: str, token: str) -> int:
-        """Create and flock this run's lock file; it appears under its name already locked."""
-        import fcntl
-
-        name = self.staging_dir / f"{snapshot_id}.{token}.lock"
-        temporary = name.with_name(name.name + ".tmp")
-        try:
-            fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        except OSError as e:
-            raise _base_error(self.base, e) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            temporary.rename(name)
-        except BaseException:
-            os.close(fd)
-            _unlink(temporary)
-            raise
-        return fd
-
     def _unlock(self, reservation: Reservation) -> None:
         """Give the id back: the lock file goes last, so no live artifact is ever unlocked."""
+        if reservation._replacing is not None:
+            os.close(reservation._replacing)
+            reservation._replacing = None
         fd = reservation._lock
         if fd is None:
             return
         reservation._lock = None
-        _unlink(self.staging_dir / f"{reservation.id}.{reservation.token}.lock")
+        _unlink(self.own / f"{reservation.run}.lock")
         os.close(fd)
 
     def release(self, reservation: Reservation) -> None:
@@ -275,8 +386,8 @@ class SnapshotStore:
         if not reservation.held:
             return
         _remove_tree(self._staging_path(reservation))
-        with suppress(OSError):
-            reservation.path.rmdir()  # only if still the empty reservation
+        if reservation.made is not None:
+            _remove_empty_dir(reservation.path, reservation.made)
         self._unlock(reservation)
 
     # --- building and publishing -------------------------------------------------------------
@@ -309,22 +420,25 @@ class SnapshotStore:
     def publish(self, staging: Path, reservation: Reservation) -> Path:
         """Move the finished snapshot onto its id in one rename; returns its path.
 
-        With `replace`, an existing snapshot of that id is swapped out atomically
-        (renameat2 RENAME_EXCHANGE) where the filesystem can, else renamed aside first (the id
-        is then briefly absent, never partial), and deleted afterwards.
+        With `replace`, the published snapshot of that id (held exclusively since `reserve()`)
+        is swapped out atomically (renameat2 RENAME_EXCHANGE) where the filesystem can, else
+        renamed aside first (the id is then briefly absent, never partial), and deleted
+        afterwards.
         """
         if not reservation.held:
             raise ValueError(f"{reservation!r} was already published or released")
         if not _exists(staging / METADATA / MANIFEST):
             raise ValueError(f"{staging} has no {METADATA}/{MANIFEST}: nothing to publish")
+        identity = self.identity()
+        assert identity is not None, "reserve() ensures the store"
         target = reservation.path
+        marker = json.dumps({"store": identity, "id": reservation.id}) + "\n"
         try:
-            fd = os.open(
-                staging / METADATA / PUBLISHED, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644
-            )
-            os.close(fd)
+            (staging / METADATA / PUBLISHED).write_text(marker, encoding="utf-8")
+            # Exists from the start, so holds on this snapshot never have to create it.
+            os.close(os.open(staging / METADATA / holds.IN_USE, os.O_WRONLY | os.O_CREAT, 0o600))
             replaced = self._move(staging, target, reservation)
-            _fsync_dir(self.base)
+            sync_directory(self.base)  # a published snapshot must survive a power cut
         except OSError as e:
             raise StoreError(
                 f"Cannot publish snapshot {reservation.id!r} in {self.base}: {e.strerror}."
@@ -336,12 +450,13 @@ class SnapshotStore:
 
     def _move(self, staging: Path, target: Path, reservation: Reservation) -> Path | None:
         """Rename `staging` onto `target`; returns where a replaced old snapshot now is."""
-        try:
-            staging.rename(target)
+        replacing = reservation._replacing
+        if replacing is None:
+            staging.rename(target)  # onto the empty directory reserve() made
             return None
-        except OSError as e:
-            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not reservation.replace:
-                raise
+        # Still the snapshot reserve() found and holds? (Its lock file is the same inode.)
+        if not _same_file(target / METADATA / holds.IN_USE, replacing):
+            raise OSError(errno.ESTALE, "the snapshot to replace changed meanwhile", str(target))
         if _exchange(staging, target):
             return staging  # the old snapshot now sits where the new one was built
         aside = staging.with_name(staging.name + ".old")
@@ -354,27 +469,28 @@ class SnapshotStore:
         return aside
 
     def _staging_path(self, reservation: Reservation) -> Path:
-        return self.staging_dir / f"{reservation.id}.{reservation.token}"
+        return self.own / reservation.run
+
+    # --- holding a snapshot ------------------------------------------------------------------
+
+    def hold(self, snapshot_dir: Path) -> holds.SnapshotHold:
+        """Hold a snapshot (published, or still in staging) for a run: `--replace` and
+        deletions refuse it, naming this process, until the hold is released."""
+        return holds.hold(snapshot_dir / METADATA, snapshot_dir.name)
 
     # --- reading ---------------------------------------------------------------------------
 
     def snapshots(self) -> list[SnapshotRef]:
-        """Published snapshots, sorted by id; never staging directories or reservations."""
+        """Published snapshots of this store, sorted by id; never staging directories,
+        reservations, or directories of any other origin."""
+        if self.identity() is None:
+            return []
         refs = []
         for name in _list(self.base):
-            if name.startswith(".") or not _ID.fullmatch(name):
-                continue
-            path = self.base / name
-            metadata = path / METADATA
-            try:
-                manifest = (metadata / MANIFEST).stat()
-            except OSError:
-                continue
-            try:
-                published_ns = (metadata / PUBLISHED).stat().st_mtime_ns
-            except OSError:
-                published_ns = manifest.st_mtime_ns
-            refs.append(SnapshotRef(name, path, published_ns))
+            if not name.startswith(".") and _ID.fullmatch(name):
+                ref = self._published(name)
+                if ref is not None:
+                    refs.append(ref)
         refs.sort(key=lambda ref: ref.id)
         return refs
 
@@ -382,60 +498,167 @@ class SnapshotStore:
         """The snapshot published last (ids can be chosen freely, so they do not tell)."""
         return max(self.snapshots(), key=lambda ref: (ref.published_ns, ref.id), default=None)
 
-    def leftovers(self) -> list[Path]:
-        """What crashed runs left: staging directories, lock files and empty reservations
-        that no live process holds. Safe to delete; sorted."""
-        live: set[str] = set()  # "<id>.<token>" of the runs in progress
-        found: list[Path] = []
-        entries = _list(self.staging_dir)
-        for name in entries:
-            if name.endswith(_LOCK_SUFFIXES):
-                path = self.staging_dir / name
-                if _held(path):
-                    live.add(_run_of(name))
-                else:
-                    found.append(path)
-        found.extend(
-            self.staging_dir / name
-            for name in entries
-            if not name.endswith(_LOCK_SUFFIXES) and _run_of(name) not in live
-        )
-        live_ids = {run.rpartition(".")[0] for run in live}
-        for name in _list(self.base):
-            path = self.base / name
+    def _published(self, name: str) -> SnapshotRef | None:
+        """`<base>/<name>` if it is a snapshot this store published under that name."""
+        identity = self.identity()
+        path = self.base / name
+        marker = path / METADATA / PUBLISHED
+        try:
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                return None  # a symlink or a file is never a snapshot of ours
+            fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                published_ns = os.fstat(fd).st_mtime_ns
+                data = json.loads(os.read(fd, 4096))
+            finally:
+                os.close(fd)
+            os.stat(path / METADATA / MANIFEST)
+        except (OSError, ValueError):
+            return None
+        if (
+            not isinstance(data, dict)
+            or identity is None
+            or data.get("store") != identity
+            or data.get("id") != name
+        ):
+            return None
+        return SnapshotRef(name, path, published_ns)
+
+    def _live_claims(self, snapshot_id: str, *, besides: str) -> list[holds.Holder]:
+        """The live runs holding a lock for `snapshot_id`, other than the run `besides`."""
+        found = []
+        for name in _list(self.own):
+            match = _RUN_ENTRY.fullmatch(name)
             if (
-                name.startswith(".")
-                or name in live_ids
-                or not path.is_dir()
-                or path.is_symlink()
-                or _list(path)  # not empty: a snapshot, or something that is not ours
+                match
+                and match["id"] == snapshot_id
+                and match["suffix"] == ".lock"
+                and match["run"] != besides
+                and holds.is_held(self.own / name)
             ):
+                found.append(holds.holder_of(self.own / name))
+        return found
+
+    # --- what crashed runs leave -------------------------------------------------------------
+
+    def reclaim(self) -> list[Path]:
+        """Remove what dead runs left, and return it: their staging directories, lock files
+        and the empty id directories they made (freeing those ids); a replaced snapshot a
+        crash left aside goes back under its id when nothing took its place. What a live
+        process holds, and anything this store cannot prove it made, stays."""
+        removed: list[Path] = []
+        for run, names in sorted(self._runs().items()):
+            removed.extend(self._reclaim_run(run, names))
+        return removed
+
+    def debris(self) -> list[Path]:
+        """What `reclaim()` would remove now, without removing it; sorted."""
+        found: list[Path] = []
+        for run, names in sorted(self._runs().items()):
+            lock = self.own / f"{run}.lock"
+            if holds.is_held(lock):
                 continue
-            found.append(path)
+            for name in names:
+                if not name.endswith(".tmp") or self._stale(self.own / name):
+                    found.append(self.own / name)
+            made = self._made_by(run, holds.read(lock))
+            if made is not None:
+                found.append(made)
         return sorted(found)
 
-    def _live_ids(self, own: str) -> set[str]:
-        """Ids held by runs in progress, other than the run `own` ("<id>.<token>")."""
-        return {
-            _run_of(name).rpartition(".")[0]
-            for name in _list(self.staging_dir)
-            if name.endswith(_LOCK_SUFFIXES)
-            and _run_of(name) != own
-            and _held(self.staging_dir / name)
-        }
+    def _runs(self) -> dict[str, list[str]]:
+        runs: dict[str, list[str]] = {}
+        for name in _list(self.own):
+            match = _RUN_ENTRY.fullmatch(name)
+            if match:
+                runs.setdefault(match["run"], []).append(name)
+        return runs
+
+    def _reclaim_run(self, run: str, names: list[str]) -> list[Path]:
+        lock_path = self.own / f"{run}.lock"
+        try:
+            lock = holds.try_lock(lock_path)
+        except FileNotFoundError:
+            lock = None
+            # No lock file: the run is dead (its lock is made before and removed after all
+            # else), unless it is being made right now under its temporary name.
+            if any(n.endswith(".tmp") and not self._stale(self.own / n) for n in names):
+                return []
+        else:
+            if lock is None:
+                return []  # a live run's
+        removed: list[Path] = []
+        try:
+            record = holds.read(lock) if lock is not None else {}
+            snapshot_id = run.rpartition(".")[0]
+            aside = self.own / f"{run}.old"
+            if _lexists(aside):
+                if self._published(snapshot_id) is not None:
+                    _remove_tree(aside)  # the replacement made it in: the old one goes
+                    removed.append(aside)
+                elif not _lexists(self.base / snapshot_id):
+                    os.rename(aside, self.base / snapshot_id)  # back under its id
+            staging = self.own / run
+            if _lexists(staging):
+                _remove_tree(staging)
+                removed.append(staging)
+            made = self._made_by(run, record)
+            if made is not None and _remove_empty_dir(made, None):
+                removed.append(made)
+            for name in names:
+                if name.endswith(".tmp") and self._stale(self.own / name):
+                    _unlink(self.own / name)
+                    removed.append(self.own / name)
+        except OSError:
+            pass  # best effort: what remains is retried by the next run
+        finally:
+            if lock is not None:
+                _unlink(lock_path)
+                removed.append(lock_path)
+                os.close(lock)
+        return removed
+
+    def _made_by(self, run: str, record: Mapping[str, object]) -> Path | None:
+        """The empty id directory a dead run provably made, if it is still there.
+
+        Proof is the (device, inode) the run recorded once it had made it; a run killed between
+        its mkdir and that record left only its intent and the time of it: the empty directory
+        then counts as its own if it appeared within seconds after that intent.
+        """
+        path = self.base / run.rpartition(".")[0]
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        if not stat.S_ISDIR(st.st_mode) or record.get("id") != path.name:
+            return None
+        made = record.get("made")
+        if isinstance(made, list) and len(made) == 2:
+            return path if [st.st_dev, st.st_ino] == made else None
+        intent = record.get("intent_ns")
+        if isinstance(intent, int) and intent - 1_000_000_000 <= st.st_ctime_ns <= intent + (
+            10 * 1_000_000_000
+        ):
+            return path if not _list(path) else None
+        return None
+
+    def _reclaim_reservation_of(self, snapshot_id: str) -> bool:
+        """Reclaim the dead runs' claims on `snapshot_id`; True if its directory went."""
+        for run, names in self._runs().items():
+            if run.rpartition(".")[0] == snapshot_id:
+                self._reclaim_run(run, names)
+        return not _lexists(self.base / snapshot_id)
+
+    @staticmethod
+    def _stale(path: Path) -> bool:
+        try:
+            age = time.time() - os.lstat(path).st_mtime
+        except OSError:
+            return False
+        return age > _STALE_TEMPORARY_SECONDS and not holds.is_held(path)
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-_LOCK_SUFFIXES = (".lock", ".lock.tmp")
-
-
-def _run_of(name: str) -> str:
-    """ "<id>.<token>" from the name of a staging directory, lock file or set-aside snapshot."""
-    for suffix in (".lock.tmp", ".lock", ".old"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 def _make_private_dir(path: Path, base: Path) -> None:
@@ -470,23 +693,13 @@ def _base_error(base: Path, error: OSError) -> StoreError:
     )
 
 
-def _held(lock: Path) -> bool:
-    """Whether a live process holds this lock file's flock."""
-    import fcntl
-
+def _same_file(path: Path, fd: int) -> bool:
     try:
-        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+        st = os.lstat(path)
     except OSError:
-        return False  # gone: its run ended meanwhile
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            return True
-        raise
-    finally:
-        os.close(fd)  # closing drops the lock if this probe took it
-    return False
+        return False
+    held = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -518,8 +731,14 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def _remove_tree(path: Path) -> None:
-    """Delete a snapshot tree, read-only directories included; best effort (leftovers() will
-    list what remains)."""
+    """Delete a tree this store made, read-only directories included; best effort (reclaim()
+    retries what remains). A symlink or a file where the tree was is left alone, and nothing
+    below is followed: shutil.rmtree walks by file descriptor and never follows links."""
+    try:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            return
+    except OSError:
+        return
     try:
         shutil.rmtree(path)
         return
@@ -527,33 +746,34 @@ def _remove_tree(path: Path) -> None:
         return
     except OSError:
         pass
-    # A copied directory may be read-only (it keeps its source's mode): open them all up.
+    # A copied directory may be read-only (it keeps its source's mode): open them all up,
+    # top-down, so that the walk can enter each one after it is opened.
     for root, directories, _ in os.walk(path):
         for name in directories:
-            child = Path(root, name)
-            if not child.is_symlink():
-                with suppress(OSError):
-                    child.chmod(0o700)
+            child = os.path.join(root, name)
+            with suppress(OSError):
+                if stat.S_ISDIR(os.lstat(child).st_mode):
+                    os.chmod(child, 0o700, follow_symlinks=False)
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make a rename in `path` durable: a published snapshot must survive a power cut."""
+def _remove_empty_dir(path: Path, identity: tuple[int, int] | None) -> bool:
+    """rmdir `path` if it is still an empty directory (the one of `identity`, when given)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            return False
+        if identity is not None and (st.st_dev, st.st_ino) != identity:
+            return False
+        os.rmdir(path)  # fails unless empty
     except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems cannot fsync a directory; the rename itself happened
-    finally:
-        os.close(fd)
+        return False
+    return True
 
 
 def _list(directory: Path) -> list[str]:
     try:
-        return [entry.name for entry in directory.iterdir()]
+        return os.listdir(directory)
     except (FileNotFoundError, NotADirectoryError):
         return []
 
@@ -566,8 +786,13 @@ def _exists(path: Path) -> bool:
     return True
 
 
+def _lexists(path: Path) -> bool:
+    return os.path.lexists(path)
+
+
 def _unlink(path: Path) -> None:
-    path.unlink(missing_ok=True)
+    with suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 @contextmanager

@@ -134,7 +134,7 @@ Put the command after <comment>--</comment> so that its options are not read as 
             raise UsageError("--allow-drift and --no-verify cannot be used together.", "Pick one.")
         if self.option("link") and self.option("no-link"):
             raise UsageError("--link and --no-link cannot be used together.", "Pick one.")
-        if self.option("replace") and not self.option("id"):
+        if self.option("replace") and self.option("id") is None:
             raise UsageError("--replace needs --id.", "Name the snapshot to replace with --id.")
         argv = tuple(self.argument("cmd") or ())
         poetry = self.load_poetry()
@@ -162,7 +162,7 @@ Put the command after <comment>--</comment> so that its options are not read as 
                 poetry.package.name,
                 project_dir=poetry.pyproject_path.parent,
             ),
-            snapshot_id=validate_snapshot_id(snapshot_id) if snapshot_id else None,
+            snapshot_id=None if snapshot_id is None else validate_snapshot_id(snapshot_id),
             replace=self.option("replace"),
             link=(config.link or self.option("link")) and not self.option("no-link"),
         )
@@ -190,8 +190,12 @@ Put the command after <comment>--</comment> so that its options are not read as 
             return 0
 
         progress = _CopyProgress(self)
-        snap = snapshot.take(poetry, planned, cwd=Path.cwd(), progress=progress.update)
+        snap = snapshot.take(
+            poetry, planned, cwd=Path.cwd(), progress=progress.update, hold=bool(argv)
+        )
         progress.finish()
+        for warning in snap.warnings:
+            self.line_error(f"<warning>{self._escape(warning)}</>")
         copy = snap.manifest.copy
         self.line_error(rendering.snapshot_line(snap.id, snap.path, copy))
         if not argv:
@@ -215,7 +219,7 @@ Put the command after <comment>--</comment> so that its options are not read as 
             if self.option(name):
                 raise UsageError(f"--{name} does not apply to --check.", f"Drop --{name}.")
         for name in ("base-dir", "id"):
-            if self.option(name):
+            if self.option(name) is not None:
                 raise UsageError(f"--{name} does not apply to --check.", f"Drop --{name}.")
         if self.option("include") or self.option("exclude"):
             raise UsageError("--include/--exclude do not apply to --check.", "Drop them.")
