@@ -10,6 +10,7 @@ from skipped operations) means the environment holds exactly what the lock says.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -57,15 +58,25 @@ def read_lock(poetry: Poetry) -> Locker:
     """The project's Locker, with its data parsed; a missing or unreadable lock is an error."""
     locker = poetry.locker
     if not locker.is_locked():
+        if os.path.lexists(locker.lock):  # Locker.is_locked() follows symlinks
+            raise ConfigurationError(
+                f"Cannot read {locker.lock}: it is a symlink to nothing readable.",
+                "Make it a readable file, or regenerate it with `poetry lock`.",
+            )
         raise ConfigurationError(
             f"No lock file at {locker.lock}.", "Run `poetry lock` to create it."
         )
     try:
         locker.lock_data  # noqa: B018 - parsing is what we want; Poetry validates the version
-    except RuntimeError as e:  # Poetry raises RuntimeError for unreadable/incompatible locks
+    except RuntimeError as e:  # Poetry raises RuntimeError for invalid/incompatible locks
         raise ConfigurationError(
             f"Cannot read {locker.lock}: {first_line(e)}",
             "Fix the file or regenerate it with `poetry lock`.",
+        ) from None
+    except OSError as e:  # Locker opens the file itself: a directory, a loop, no permission
+        raise ConfigurationError(
+            f"Cannot read {locker.lock}: {e.strerror or first_line(e)}.",
+            "Make it a readable file, or regenerate it with `poetry lock`.",
         ) from None
     return locker
 

@@ -181,7 +181,8 @@ def resolve_base_dir(
             continue  # an empty variable is an unset one, as shells treat it
         path = Path(_expand(_checked_base_dir(value, origin), environ, origin))
         if not path.is_absolute():
-            path = (anchor or Path.cwd()) / path
+            # Normalized, as a shell's `cd ..` would: messages name `/work`, not `/work/p/..`.
+            path = Path(os.path.normpath((anchor or Path.cwd()) / path))
         return path
     from packaging.utils import canonicalize_name
 
