@@ -103,6 +103,7 @@ class Snapshot:
     id: str
     path: Path
     manifest: Manifest
+    warnings: tuple[str, ...] = ()  # for the user: what the snapshot could not record
 
 
 def plan(poetry: Poetry, request: SnapshotRequest) -> SnapshotPlan:
@@ -188,12 +189,16 @@ def take(
     ):
         metadata = staging / METADATA_DIR  # reserved: no selected file lives there
         metadata.mkdir()
-        git = facts.submit(read_git_info, planned.project_dir, metadata / DIFF_NAME)
+        # The base dir, when inside the project, is no change of it (nor is any snapshot).
+        git = facts.submit(
+            read_git_info, planned.project_dir, metadata / DIFF_NAME, excluded=(request.base_dir,)
+        )
         tags = facts.submit(lambda: tuple(str(tag) for tag in env.supported_tags[:10]))
         result = copy_selection(planned.selection, staging, link_base=link_base, progress=progress)
         # The command runs where the user stood; that directory may hold no selected file
         # (empty, or ignored like results/), so make sure the snapshot has it.
         (staging / relative_cwd).mkdir(parents=True, exist_ok=True)
+        git_info = git.result()
         manifest = _manifest(
             poetry,
             planned,
@@ -202,12 +207,12 @@ def take(
             relative_cwd,
             result,
             linked_from=None if link_base is None else link_base.root.name,
-            git=git.result(),
+            git=git_info,
             tags=tags.result(),
         )
         manifest.write(staging)
         path = store.publish(staging, reservation)
-    return Snapshot(snapshot_id, path, manifest)
+    return Snapshot(snapshot_id, path, manifest, git_info.warnings if git_info else ())
 
 
 def run(poetry: Poetry, snapshot: Snapshot, planned: SnapshotPlan, argv: Sequence[str]) -> Outcome:

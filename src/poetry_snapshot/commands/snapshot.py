@@ -192,6 +192,8 @@ Put the command after <comment>--</comment> so that its options are not read as 
         progress = _CopyProgress(self)
         snap = snapshot.take(poetry, planned, cwd=Path.cwd(), progress=progress.update)
         progress.finish()
+        for warning in snap.warnings:
+            self.line_error(f"<warning>{self._escape(warning)}</>")
         copy = snap.manifest.copy
         self.line_error(rendering.snapshot_line(snap.id, snap.path, copy))
         if not argv:
