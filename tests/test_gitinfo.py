@@ -79,6 +79,8 @@ def test_clean_repository(repo: Path) -> None:
 
 
 def test_dirty_tree_diff_applies_back(repo: Path, tmp_path: Path) -> None:
+    git(repo, "config", "diff.noprefix", "true")  # a user's taste must not break `git apply`
+    git(repo, "config", "diff.mnemonicPrefix", "true")
     (repo / "a.txt").write_text("one, edited\n")
     git(repo, "mv", "b.txt", "renamed.txt")
     (repo / "new.bin").write_bytes(bytes(range(256)))

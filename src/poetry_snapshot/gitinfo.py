@@ -356,6 +356,8 @@ class _DiffWriter:
                     "diff",
                     "--binary",
                     "--full-index",  # blob ids that stay unambiguous as the repository grows
+                    "--src-prefix=a/",  # what `git apply` expects, whatever diff.noprefix says
+                    "--dst-prefix=b/",
                     "--no-color",
                     "--no-ext-diff",
                     base,
