@@ -377,6 +377,8 @@ def test_git_view_manifest_and_diff(
         "remote_url": "https://example.invalid/demo.git",
         "dirty": True,
         "diff_file": ".snapshot/git.diff",
+        "diff_unavailable": None,
+        "submodules": [],
     }
     # The diff takes a clean checkout of the commit to the snapshot's tree (ignored files aside).
     clone = tmp_path / "clone"

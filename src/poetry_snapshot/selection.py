@@ -24,15 +24,14 @@ import errno
 import heapq
 import os
 import re
-import shutil
 import stat
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import NamedTuple
 
 from poetry_snapshot.errors import SelectionError
+from poetry_snapshot.gitcommand import Git
 from poetry_snapshot.gitignore import InvalidPattern
 from poetry_snapshot.gitignore import Pattern
 from poetry_snapshot.gitignore import compile_pattern
@@ -61,27 +60,6 @@ _DEFAULT_EXCLUDED_NAMES = frozenset(
 )
 _DEFAULT_EXCLUDED_AT_ROOT = frozenset({b"build", b"dist"})  # build output, directories only
 
-# Variables that point git at another repository or index. `select()` must list the repository
-# holding `root` (and each submodule its own), as dulwich does, so they are dropped, the way git
-# drops them itself before it runs a command in a submodule.
-_REPOSITORY_VARIABLES = frozenset(
-    {
-        "GIT_DIR",
-        "GIT_WORK_TREE",
-        "GIT_INDEX_FILE",
-        "GIT_COMMON_DIR",
-        "GIT_OBJECT_DIRECTORY",
-        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-        "GIT_NAMESPACE",
-        "GIT_PREFIX",
-        "GIT_IMPLICIT_WORK_TREE",
-        "GIT_INTERNAL_SUPER_PREFIX",
-        "GIT_GRAFT_FILE",
-        "GIT_SHALLOW_FILE",
-        "GIT_NO_REPLACE_OBJECTS",
-        "GIT_REPLACE_REF_BASE",
-    }
-)
 _UNREADABLE_DIRECTORY = re.compile(rb"^warning: could not open directory '(.*)': (.*)$", re.M)
 _GITLINK = 0o160000
 
@@ -189,7 +167,7 @@ def select(root: Path, rules: SelectionRules = _NO_RULES, *, git: str = "auto") 
     if work_tree is None:
         _walk_tree(compiled, collector, base=True)
     else:
-        binary = shutil.which("git") if git in ("auto", "binary") else None
+        binary = Git.find() if git in ("auto", "binary") else None
         if git == "binary" and binary is None:
             raise SelectionError(
                 "Cannot select files with git: no `git` on PATH.",
@@ -412,24 +390,16 @@ def _default_excluded_dir(parent: bytes, name: bytes) -> bool:
 class _GitBinary:
     """Lists a work tree with `git ls-files`: two runs per repository, never one per file."""
 
-    def __init__(self, git: str, rules: _CompiledRules, collector: _Collector) -> None:
-        self.git = git
+    def __init__(self, git: Git, rules: _CompiledRules, collector: _Collector) -> None:
+        self.git = git  # its English messages: the unreadable-directory warning is matched
         self.rules = rules
         self.collector = collector
-        self.environ = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_VARIABLES}
-        # English messages: the unreadable-directory warning is recognised by its text.
-        self.environ.update(LC_ALL="C", LANGUAGE="", GIT_OPTIONAL_LOCKS="0")
 
     def ignores(self, directory: str) -> bool:
         """Whether the repository ignores `directory` itself. A project kept in an ignored
         directory of a larger repository (scratch space, build output) keeps only its tracked
         files: easy to miss, so worth one more git call when the project is not the top."""
-        result = subprocess.run(
-            [self.git, "check-ignore", "-q", "--no-index", "--", "."],
-            cwd=directory,
-            capture_output=True,
-            env=self.environ,
-        )
+        result = self.git.run(directory, "check-ignore", "-q", "--no-index", "--", ".")
         return result.returncode == 0
 
     def list_unit(self, directory: bytes, prefix: bytes) -> None:
@@ -469,19 +439,10 @@ class _GitBinary:
             if not prefix or excluded.startswith(prefix + b"/"):
                 inner = excluded[len(prefix) + 1 :] if prefix else excluded
                 pathspecs.append(b":(exclude,literal)" + inner)
-        command = [os.fsencode(self.git), b"ls-files", b"-z"]
-        command += [o.encode() for o in options] + [b"--"] + pathspecs
         try:
-            result = subprocess.run(
-                command,
-                cwd=directory,
-                env=self.environ,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                check=False,
-            )
+            result = self.git.run(directory, "ls-files", "-z", *options, "--", *pathspecs)
         except OSError as e:
-            raise SelectionError(f"Cannot run {self.git}: {e.strerror}.") from None
+            raise SelectionError(f"Cannot run {self.git.binary}: {e.strerror}.") from None
         if result.returncode != 0:
             message = result.stderr.decode("utf-8", "backslashreplace").strip()
             raise SelectionError(

@@ -193,7 +193,13 @@ def take(
             metadata.mkdir()
             if hold:
                 held = store.hold(staging)
-            git = facts.submit(read_git_info, planned.project_dir, metadata / DIFF_NAME)
+            # The base dir, when inside the project, is no change of it (nor is any snapshot).
+            git = facts.submit(
+                read_git_info,
+                planned.project_dir,
+                metadata / DIFF_NAME,
+                excluded=(request.base_dir,),
+            )
             tags = facts.submit(lambda: tuple(str(tag) for tag in env.supported_tags[:10]))
             result = copy_selection(
                 planned.selection, staging, link_base=link_base, progress=progress
@@ -201,6 +207,9 @@ def take(
             # The command runs where the user stood; that directory may hold no selected file
             # (empty, or ignored like results/), so make sure the snapshot has it.
             (staging / relative_cwd).mkdir(parents=True, exist_ok=True)
+            git_info = git.result()
+            if git_info is not None:
+                warnings.extend(git_info.warnings)
             manifest = _manifest(
                 poetry,
                 planned,
@@ -209,7 +218,7 @@ def take(
                 relative_cwd,
                 result,
                 linked_from=None if link_base is None else link_base.root.name,
-                git=git.result(),
+                git=git_info,
                 tags=tags.result(),
             )
             manifest.write(staging)
