@@ -194,6 +194,8 @@ Put the command after <comment>--</comment> so that its options are not read as 
         progress.finish()
         copy = snap.manifest.copy
         self.line_error(rendering.snapshot_line(snap.id, snap.path, copy))
+        for warning in snap.warnings:
+            self.line_error(f"<warning>{self._escape(warning)}</>")
         if not argv:
             # Only the path on stdout: `sbatch --chdir "$(poetry snapshot)" job.sh`.
             self.io.output.write_line(str(snap.path), Verbosity.QUIET, Type.RAW)
