@@ -7,6 +7,7 @@ import subprocess
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
+import pytest
 from poetry.core.packages.package import Package
 
 from poetry_snapshot.editables import ALIAS_DIR
@@ -19,6 +20,7 @@ from poetry_snapshot.editables import parse_finder
 from poetry_snapshot.editables import plan_redirect
 from poetry_snapshot.editables import read_egg_links
 from poetry_snapshot.editables import read_import_roots
+from poetry_snapshot.errors import CopyError
 from poetry_snapshot.gitinfo import GitInfo
 
 if TYPE_CHECKING:
@@ -221,6 +223,15 @@ def test_lay_out_links_aliases_and_reports_what_is_not_there(tmp_path: Path) -> 
         " from there (__editable__.t.pth), but the snapshot does not hold it (ignored or"
         " excluded).",
     )
+
+
+def test_lay_out_failure_is_one_clear_error(tmp_path: Path) -> None:
+    snapshot = tmp_path / "snap"
+    (snapshot / "libs/code").mkdir(parents=True)
+    write(snapshot / ALIAS_DIR, "not a directory")
+    redirect = Redirect(((ALIAS_DIR, "f.py"),), (("other", "libs/code", "f.py"),), (), ())
+    with pytest.raises(CopyError, match=r"^Cannot create '.*/\.snapshot/imports/other': "):
+        lay_out(redirect, snapshot)
 
 
 def test_lay_out_without_aliases_creates_nothing(tmp_path: Path) -> None:

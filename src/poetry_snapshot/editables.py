@@ -30,6 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from poetry_snapshot.errors import CopyError
+from poetry_snapshot.errors import quoted
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from collections.abc import Sequence
@@ -290,8 +293,15 @@ def lay_out(redirect: Redirect, snapshot_dir: Path) -> Layout:
         if not os.path.exists(os.path.join(snapshot_dir, target)):
             warnings.append(_not_copied(target, origin))
             continue
-        os.makedirs(alias_dir, exist_ok=True)
-        os.symlink(os.path.relpath(target, ALIAS_DIR), os.path.join(alias_dir, name))
+        link = os.path.join(alias_dir, name)
+        try:
+            os.makedirs(alias_dir, exist_ok=True)
+            os.symlink(os.path.relpath(target, ALIAS_DIR), link)
+        except OSError as e:
+            raise CopyError(
+                f"Cannot create {quoted(link)}: {e.strerror}.",
+                "Check the base directory's file system (it must allow symlinks).",
+            ) from None
     python_path: list[str] = []
     for path, origin in redirect.entries:
         if path == ALIAS_DIR:
