@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from poetry_snapshot.drift import DriftReport
+    from poetry_snapshot.editables import EditableInstall
     from poetry_snapshot.gitinfo import GitInfo
 
 SCHEMA_VERSION = 1
@@ -152,6 +153,7 @@ class Manifest:
     files: Sequence[CopiedFile]
     run: RunRecord | None = None
     snapshot_finished: datetime | None = None
+    editables: tuple[EditableInstall, ...] = ()  # every editable install in the env
 
     def with_run(self, run: RunRecord) -> Manifest:
         return dataclasses.replace(self, run=run)
@@ -179,6 +181,7 @@ class Manifest:
                 "report": None if report is None else report.to_json(),
             },
             "packages": [dataclasses.asdict(p) for p in self.packages],
+            "editables": [e.to_json() for e in self.editables],
             "git": None if self.git is None else self.git.to_json(f"{METADATA_DIR}/{DIFF_NAME}"),
             "environment": dict(sorted(self.environment.items())),
             "copy": {

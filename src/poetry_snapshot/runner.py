@@ -1,10 +1,11 @@
 """Run a command from a snapshot, inside the project's environment, faithfully.
 
 The environment is what `poetry run` gives (Poetry's `VirtualEnv.get_temp_environ`:
-`VIRTUAL_ENV`, the env's `bin` first on PATH, no PYTHONHOME), plus the snapshot's package
-roots first on PYTHONPATH: Poetry installs the project editable, and its `.pth` points at the
-live tree; PYTHONPATH entries come before site-packages in `sys.path`, so `import mypkg` and
-the project's console scripts load the snapshot's copy instead.
+`VIRTUAL_ENV`, the env's `bin` first on PATH, no PYTHONHOME), plus the snapshot's counterparts
+of the env's in-project import roots first on PYTHONPATH (see editables.py): editable installs
+(the project, path dependencies) point at the live tree through `.pth` files and finders, and
+PYTHONPATH entries come before all of them, so `import mypkg` and console scripts load the
+snapshot's copy instead.
 
 Signals SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 sent to `poetry snapshot` are passed to
 the command (Slurm sends SIGTERM, or a chosen signal, before pre-empting a job). A Ctrl-C typed

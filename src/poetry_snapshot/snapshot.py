@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from poetry_snapshot.copier import CopyResult
     from poetry_snapshot.copier import LinkBase
     from poetry_snapshot.drift import DriftReport
+    from poetry_snapshot.editables import Editables
     from poetry_snapshot.gitinfo import GitInfo
     from poetry_snapshot.holds import SnapshotHold
     from poetry_snapshot.runner import Outcome
@@ -99,6 +100,7 @@ class SnapshotPlan:
     env: Env
     installed: tuple[Package, ...]
     selection: Selection
+    editables: Editables  # the env's editable installs; in-project ones run from the snapshot
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class Snapshot:
     manifest: Manifest
     # Held from before publication until the run ends (None when no command will run).
     hold: SnapshotHold | None = None
+    python_path: tuple[str, ...] = ()  # relative to `path`: first on the command's PYTHONPATH
     warnings: tuple[str, ...] = ()  # one line each, for the command to print
 
 
@@ -115,6 +118,7 @@ def plan(poetry: Poetry, request: SnapshotRequest) -> SnapshotPlan:
     """Verify the environment (per the request) and select the files; writes nothing."""
     from poetry.repositories.installed_repository import InstalledRepository
 
+    from poetry_snapshot.editables import find_editables
     from poetry_snapshot.verification import inspect
 
     project_dir = poetry.pyproject_path.parent
@@ -147,6 +151,7 @@ def plan(poetry: Poetry, request: SnapshotRequest) -> SnapshotPlan:
         env=env,
         installed=installed,
         selection=select(project_dir, rules),
+        editables=find_editables(env, installed, project_dir, package_roots(poetry)),
     )
 
 
@@ -163,6 +168,7 @@ def take(
     With `hold`, the snapshot is held for a run (see `run()`) from before it is published.
     """
     from poetry_snapshot.copier import copy_selection
+    from poetry_snapshot.editables import lay_out
     from poetry_snapshot.gitinfo import read_git_info
 
     request = planned.request
@@ -207,6 +213,7 @@ def take(
             # The command runs where the user stood; that directory may hold no selected file
             # (empty, or ignored like results/), so make sure the snapshot has it.
             (staging / relative_cwd).mkdir(parents=True, exist_ok=True)
+            layout = lay_out(planned.editables.redirect, staging)
             git_info = git.result()
             if git_info is not None:
                 warnings.extend(git_info.warnings)
@@ -227,7 +234,8 @@ def take(
         if held is not None:
             held.release(None)
         raise
-    return Snapshot(snapshot_id, path, manifest, held, tuple(warnings))
+    warnings.extend((*planned.editables.warnings, *layout.warnings))
+    return Snapshot(snapshot_id, path, manifest, held, layout.python_path, tuple(warnings))
 
 
 def _link_base(store: SnapshotStore, warnings: list[str]) -> LinkBase | None:
@@ -273,7 +281,7 @@ def run(poetry: Poetry, snapshot: Snapshot, planned: SnapshotPlan, argv: Sequenc
     environ = command_environment(
         planned.env,
         os.environ,
-        python_paths=[snapshot.path / root for root in package_roots(poetry)],
+        python_paths=[snapshot.path / entry for entry in snapshot.python_path],
         snapshot={
             "POETRY_SNAPSHOT_ID": snapshot.id,
             "POETRY_SNAPSHOT_DIR": str(snapshot.path),
@@ -299,10 +307,12 @@ def run(poetry: Poetry, snapshot: Snapshot, planned: SnapshotPlan, argv: Sequenc
 
 
 def package_roots(poetry: Poetry) -> list[str]:
-    """Directories (relative to the project) that must lead sys.path for the project's imports.
+    """Directories (relative to the project) that hold the project's own imports.
 
     Poetry-core's Module resolves `packages` (or finds the package in `.` or `src/`) exactly as
-    the builder that made the editable install did.
+    the builder that made the editable install did. The project's `.pth` names the same
+    directories when it is installed; these serve when it is not (package-mode = false,
+    --no-root).
     """
     if not poetry.is_package_mode:
         return ["."]
@@ -397,6 +407,7 @@ def _manifest(
         ),
         tree_sha256=tree_digest(result.files),
         files=result.files,
+        editables=planned.editables.installs,
     )
 
 
