@@ -7,6 +7,7 @@ files, git, `poetry --version`, `poetry env info -p`), never by calling the plug
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import importlib.metadata
 import os
@@ -17,6 +18,8 @@ import stat
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -32,6 +35,8 @@ from tests.test_snapshot_e2e import published
 from tests.test_snapshot_e2e import snapshot
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from tests.conftest import MakeProject
     from tests.projects import Project
 
@@ -285,39 +290,62 @@ def test_only_allowlisted_variables_are_recorded(
 # --- 3. a forwarded SIGTERM ---------------------------------------------------------------------
 
 
-def wait_for(path: Path, process: subprocess.Popen[str]) -> None:
-    """Until the command has written `path`: polls, and stops early if poetry snapshot ended."""
-    deadline = time.monotonic() + 300  # a hang guard, not a timing assertion
-    while not path.exists():
-        if process.poll() is not None:
-            out, err = process.communicate()
-            raise AssertionError(f"exited {process.returncode} before ready:\n{out}\n{err}")
-        assert time.monotonic() < deadline, "the command never became ready"
-        time.sleep(0.05)
+@dataclass
+class Running:
+    """`poetry snapshot -- python -c CODE READY` started in the background; its output goes to
+    files, so an orphaned command (poetry snapshot dead, the command alive) holds no pipe."""
+
+    process: subprocess.Popen[bytes]
+    ready: Path
+    err: Path
+
+    def command_pid(self) -> int:
+        """Waits (polling) until the command has written its pid to the ready-file."""
+        deadline = time.monotonic() + 300  # a hang guard, not a timing assertion
+        while not self.ready.exists() or not self.ready.read_text().endswith("\n"):
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"exited {self.process.returncode} before ready:\n{self.err.read_text()}"
+                )
+            assert time.monotonic() < deadline, "the command never became ready"
+            time.sleep(0.05)
+        return int(self.ready.read_text())
 
 
-def start(project: Project, code: str, ready: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*POETRY, "snapshot", "--", "python", "-c", code, str(ready)],
-        cwd=project.path,
-        env=project.environ,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+@contextmanager
+def started(project: Project, code: str, tmp_path: Path) -> Iterator[Running]:
+    ready, out, err = tmp_path / "ready", tmp_path / "out", tmp_path / "err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        process = subprocess.Popen(
+            [*POETRY, "snapshot", "--", "python", "-c", code, str(ready)],
+            cwd=project.path,
+            env=project.environ,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+        )
+    running = Running(process, ready, err)
+    try:
+        yield running
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        if ready.exists() and ready.read_text().endswith("\n"):  # the command, if it outlived us
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(ready.read_text()), signal.SIGKILL)
 
 
 SLEEPER = (
-    "import pathlib, sys, time\n"
-    "pathlib.Path(sys.argv[1]).write_text('ready')\n"
+    "import os, pathlib, sys, time\n"
+    "pathlib.Path(sys.argv[1]).write_text(f'{os.getpid()}\\n')\n"
     "time.sleep(300)\n"
     "sys.exit(3)\n"
 )
 TRAPPER = (
-    "import pathlib, signal, sys, time\n"
+    "import os, pathlib, signal, sys, time\n"
     "signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))\n"
-    "pathlib.Path(sys.argv[1]).write_text('ready')\n"
+    "pathlib.Path(sys.argv[1]).write_text(f'{os.getpid()}\\n')\n"
     "time.sleep(300)\n"
     "sys.exit(3)\n"
 )
@@ -327,12 +355,10 @@ def test_forwarded_sigterm_that_kills_the_command(
     make_project: MakeProject, base_dir: Path, tmp_path: Path
 ) -> None:
     project = make_project("demo", ["beta"])
-    ready = tmp_path / "ready"
-    process = start(project, SLEEPER, ready)
-    wait_for(ready, process)
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == 143, err
+    with started(project, SLEEPER, tmp_path) as running:
+        running.command_pid()
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(timeout=300) == 143, running.err.read_text()
     [snap] = published(base_dir)
     command = manifest(snap)["command"]
     assert (command["exit_code"], command["signal"], command["signal_name"]) == (
@@ -347,12 +373,10 @@ def test_sigterm_trapped_by_the_command_is_no_death(
     make_project: MakeProject, base_dir: Path, tmp_path: Path
 ) -> None:
     project = make_project("demo", ["beta"])
-    ready = tmp_path / "ready"
-    process = start(project, TRAPPER, ready)
-    wait_for(ready, process)
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err
+    with started(project, TRAPPER, tmp_path) as running:
+        running.command_pid()
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(timeout=300) == 0, running.err.read_text()
     [snap] = published(base_dir)
     command = manifest(snap)["command"]
     assert (command["exit_code"], command["signal"], command["signal_name"]) == (0, None, None)
