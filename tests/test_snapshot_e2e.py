@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -576,8 +575,15 @@ def test_full_disk_is_one_clear_line_and_leaves_nothing(
 
 def test_python_on_path_is_the_envs(make_project: MakeProject, base_dir: Path) -> None:
     project = make_project("demo", ["beta"])
-    result = snapshot(project, "--", "python", "-c", "import sys; print(sys.prefix)")
+    # The interpreter running poetry leads the PATH poetry snapshot is given: a `python` that
+    # is not the env's would be found there first, and its sys.prefix is not the env.
+    poetry_bin = Path(sys.executable).parent
+    assert (poetry_bin / "python").exists()
+    assert Path(sys.prefix).resolve() != project.venv.resolve()
+    project.environ["PATH"] = os.pathsep.join([str(poetry_bin), project.environ["PATH"]])
+    code = "import shutil, sys; print(shutil.which('python')); print(sys.prefix)"
+    result = snapshot(project, "--", "python", "-c", code)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == str(project.venv)
-    assert shutil.which("python") is not None
-    assert sys.prefix != str(project.venv)
+    which, prefix = result.stdout.splitlines()
+    assert which == str(project.venv / "bin" / "python")
+    assert prefix == str(project.venv)

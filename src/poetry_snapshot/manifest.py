@@ -297,9 +297,11 @@ def read_files(snapshot_dir: Path) -> dict[str, CopiedFile]:
 
 
 def tree_digest(files: Iterable[CopiedFile]) -> str:
-    """One sha256 over the whole tree: path, type, mode and content (or link target) of each
-    entry, in order of path (as Python orders the str: UTF-8 byte order for UTF-8 names, bytes
-    that are not UTF-8 as their surrogate escapes). Equal trees give equal digests anywhere."""
+    """One sha256 over the whole tree. Entries are taken in order of path (as Python orders the
+    str: UTF-8 byte order for UTF-8 names, bytes that are not UTF-8 as their surrogate escapes);
+    each one feeds these bytes: the raw path bytes, NUL; the type (`file` or `symlink`), NUL;
+    the mode as four octal digits, NUL; the content (a file's sha256 as 64 lowercase hex digits,
+    a symlink's raw target bytes), newline. Equal trees give equal digests anywhere."""
     digest = hashlib.sha256()
     for entry in sorted(files, key=attrgetter("path")):
         content = entry.sha256.hex() if entry.sha256 is not None else (entry.link_target or "")
