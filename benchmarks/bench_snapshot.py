@@ -1,15 +1,22 @@
-"""`poetry snapshot -- true` against `poetry run true` on a 500-file project (git work tree).
+"""`poetry snapshot -- true` against `poetry run true` on a 500-file project (git work tree),
+and `poetry snapshot --link -- true` after 1% of a 20,000-file tree changed, against
+`poetry --version` plus `cp -al` of the same tree (Poetry's start and the link calls themselves).
 
-Run by `python3 benchmarks/run.py snapshot`. The project is a real Poetry project locked against
+Run by `python3 benchmarks/run.py snapshot`. The projects are real Poetry projects locked against
 local wheels and installed by Poetry; each timed `poetry snapshot` verifies the environment,
-selects git's view of the tree, copies it, writes the manifest and the git diff, publishes, and
-runs `true` from the snapshot.
+selects git's view of the tree, copies (or links) it, writes the manifest and the git diff,
+publishes, and runs `true` from the snapshot.
 """
 
 from __future__ import annotations
 
+import os
+import random
 import shutil
+import statistics
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +39,8 @@ from benchmarks.timing import medians  # noqa: E402
 WORK = ROOT / "benchmarks" / ".work" / "snapshot"
 RUNS = 11
 FILES = 500
+LINK_FILES = 20_000
+LINK_RUNS = 7
 
 
 def prepare(environ: dict[str, str]) -> Project:
@@ -104,6 +113,104 @@ def prepare_large(environ: dict[str, str], files: int) -> Project:
         index.close()
 
 
+def prepare_link(environ: dict[str, str]) -> Project:
+    """bench_copy's 20,000-file tree (plus its three 50 MB files) as a committed git project."""
+    from benchmarks.bench_copy import generate
+
+    root = WORK / "link-20k"
+    marker = root / ".installed"
+    index = LocalIndex(WORK / "wheels")
+    try:
+        project = Project(
+            root,
+            environ,
+            index.url,
+            WORK / "wheels",
+            pyproject("linked", index.url, package_mode=False),
+        )
+        if marker.exists():
+            return project
+        shutil.rmtree(root, ignore_errors=True)
+        generate(root, LINK_FILES, 3, (200, 8192), seed=11)
+        project.write_pyproject()
+        (root / ".gitignore").write_text(".venv/\n.installed\n")
+        project.poetry("lock")
+        project.poetry("install")
+        git = ["git", "-C", str(root)]
+        run([*git, "init", "-q", "-b", "main"], environ)
+        run([*git, "add", "-A"], environ)
+        run([*git, "commit", "-q", "-m", "bench"], environ)
+        marker.write_text("")
+        return project
+    finally:
+        index.close()
+
+
+def link_table(environ: dict[str, str]) -> Table:
+    """Each round changes 1% of the files (new content, same sizes; committed outside the
+    timing so every diff holds one round's change), then times the three commands in turn."""
+    project = prepare_link(environ)
+    store = WORK / "link-store"
+    shutil.rmtree(store, ignore_errors=True)
+    env = {**environ, "POETRY_SNAPSHOT_BASE_DIR": str(store)}
+    git = ["git", "-C", str(project.path)]
+    files = sorted(
+        os.path.join(d, n)
+        for d, _, names in os.walk(project.path)
+        if "/.git" not in d and "/.venv" not in d
+        for n in names
+        if n.startswith("file")
+    )
+    rng = random.Random(5)
+    snapshot = [*POETRY, "snapshot", "--link", "--", "true"]
+    run(snapshot, env, cwd=project.path)  # the first snapshot, to link against
+    samples: dict[str, list[float]] = {"link": [], "version": [], "cp": []}
+    copies = WORK / "cp-al"
+    for round_ in range(LINK_RUNS + 1):
+        for path in rng.sample(files, len(files) // 100):
+            size = os.path.getsize(path)
+            with open(path, "wb") as stream:
+                stream.write(rng.randbytes(size))
+        run([*git, "commit", "-qam", f"round {round_}"], env)
+        newest = max(
+            (p for p in store.iterdir() if not p.name.startswith(".")),
+            key=lambda p: (p / ".snapshot" / "published").stat().st_mtime_ns,
+        )
+        shutil.rmtree(copies, ignore_errors=True)
+        timings = {
+            "link": (snapshot, project.path),
+            "version": ([*POETRY, "--version"], project.path),
+            "cp": (["cp", "-al", str(newest), str(copies)], WORK),
+        }
+        for name, (argv, cwd) in timings.items():
+            os.sync()
+            start = time.perf_counter()
+            subprocess.run(
+                argv,
+                cwd=cwd,
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if round_:
+                samples[name].append(time.perf_counter() - start)
+    shutil.rmtree(copies, ignore_errors=True)
+    shutil.rmtree(store, ignore_errors=True)
+    link, version, cp = (statistics.median(samples[k]) for k in ("link", "version", "cp"))
+    table = Table(f"poetry snapshot --link -- true, {LINK_FILES:,}-file tree, 1% changed")
+    table.add(
+        "poetry snapshot --link -- true",
+        link,
+        "poetry --version + cp -al",
+        version + cp,
+        target=1.5,
+    )
+    table.add("poetry --version", version, "poetry --version + cp -al", version + cp)
+    table.add("cp -al (the same tree)", cp, "poetry --version + cp -al", version + cp)
+    return table
+
+
 def peak_rss_mib(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
     """Peak resident memory of one run of `argv` (ru_maxrss of the waited-for child)."""
     code = (
@@ -135,6 +242,8 @@ def main() -> int:
     table.add("poetry snapshot --check", check, "poetry run true", run_true)
     shutil.rmtree(WORK / "store", ignore_errors=True)
     table.print()
+    linked = link_table(environ)
+    linked.print()
 
     large = prepare_large(environ, 100_000)
     rss = peak_rss_mib([*POETRY, "snapshot"], large.path, environ)
@@ -146,7 +255,7 @@ def main() -> int:
         f" (target ≤ 120 MiB: {'met' if met else 'NOT met'});"
         f" `poetry snapshot --check` alone (Poetry loaded, same project): {baseline:.0f} MiB"
     )
-    return 0 if table.all_met() and met else 1
+    return 0 if table.all_met() and linked.all_met() and met else 1
 
 
 if __name__ == "__main__":

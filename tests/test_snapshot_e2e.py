@@ -34,6 +34,7 @@ validate_manifest = fastjsonschema.compile(
 validate_report = fastjsonschema.compile(
     json.loads((SCHEMAS / "drift-report.schema.json").read_text())
 )
+validate_run = fastjsonschema.compile(json.loads((SCHEMAS / "run.schema.json").read_text()))
 
 PRINT_ORIGIN = "import demo, os, sys; print(demo.__file__); print(os.getcwd()); print(sys.argv[1:])"
 
@@ -73,6 +74,15 @@ def manifest(snapshot_dir: Path) -> dict[str, Any]:
     return data
 
 
+def run_record(snapshot_dir: Path) -> dict[str, Any]:
+    """The record of the snapshot's one run (validated)."""
+    [path] = (snapshot_dir / ".snapshot" / "runs").iterdir()
+    data = json.loads(path.read_text())
+    validate_run(data)
+    assert path.name == f"{data['id']}.json"
+    return data
+
+
 def assert_complete(snapshot_dir: Path) -> None:
     """The manifest lists exactly the files in the snapshot: nothing partial, nothing extra."""
     files = {f["path"] for f in manifest(snapshot_dir)["files"]}
@@ -101,8 +111,10 @@ def test_imports_come_from_the_snapshot(
     assert cwd == str(snap)
     assert argv == "['a b', '--flag']"
     data = manifest(snap)
-    assert data["command"]["argv"] == ["python", "-c", PRINT_ORIGIN, "a b", "--flag"]
-    assert data["command"]["exit_code"] == 0 and data["command"]["signal"] is None
+    assert data["command"] == {"argv": ["python", "-c", PRINT_ORIGIN, "a b", "--flag"]}
+    run = run_record(snap)
+    assert run["argv"] == data["command"]["argv"] and run["cwd"] == "."
+    assert run["exit_code"] == 0 and run["signal"] is None and run["finished"]
     assert data["verification"]["mode"] == "verified" and data["verification"]["report"]["ok"]
     assert {p["name"] for p in data["packages"]} >= {"beta", "demo"}
     # Nothing of the live tree's editable install leaks in: the env still points at the source.
@@ -152,7 +164,7 @@ def test_exit_code_passes_through(make_project: MakeProject, base_dir: Path, cod
     result = snapshot(project, "--", "python", "-c", f"raise SystemExit({code})")
     assert result.returncode == code
     [snap] = published(base_dir)
-    assert manifest(snap)["command"]["exit_code"] == code
+    assert run_record(snap)["exit_code"] == code
 
 
 def test_death_by_signal_is_128_plus_n(make_project: MakeProject, base_dir: Path) -> None:
@@ -162,7 +174,7 @@ def test_death_by_signal_is_128_plus_n(make_project: MakeProject, base_dir: Path
     )
     assert result.returncode == 128 + signal.SIGTERM
     [snap] = published(base_dir)
-    command = manifest(snap)["command"]
+    command = run_record(snap)
     assert (command["exit_code"], command["signal"], command["signal_name"]) == (143, 15, "SIGTERM")
     assert command["finished"] is not None and command["duration_seconds"] >= 0
 
@@ -204,7 +216,7 @@ def test_signals_reach_the_command(make_project: MakeProject, base_dir: Path, na
     assert out.strip() == name, err
     assert process.returncode == 40 + signum
     [snap] = published(base_dir)
-    assert manifest(snap)["command"]["exit_code"] == 40 + signum
+    assert run_record(snap)["exit_code"] == 40 + signum
 
 
 def test_command_not_found_and_not_executable(make_project: MakeProject, base_dir: Path) -> None:
@@ -218,7 +230,7 @@ def test_command_not_found_and_not_executable(make_project: MakeProject, base_di
     result = snapshot(project, "--", "./script.sh")
     assert result.returncode == 126
     assert "Command is not executable: ./script.sh." in result.stderr.strip().splitlines()[-1]
-    assert [manifest(s)["command"]["exit_code"] for s in published(base_dir)] == [127, 126]
+    assert [run_record(s)["exit_code"] for s in published(base_dir)] == [127, 126]
 
 
 def test_arguments_after_double_dash_reach_the_command_untouched(
@@ -287,6 +299,7 @@ def test_without_command_prints_only_the_path(make_project: MakeProject, base_di
     assert "Snapshot " in result.stderr
     data = manifest(snap)
     assert data["command"] is None
+    assert not any((Path(result.stdout.strip()) / ".snapshot" / "runs").iterdir())
     assert (snap / "demo" / "__init__.py").read_text() == (
         project.path / "demo" / "__init__.py"
     ).read_text()

@@ -32,6 +32,7 @@ from tests.projects import POETRY
 from tests.projects import run
 from tests.test_snapshot_e2e import manifest
 from tests.test_snapshot_e2e import published
+from tests.test_snapshot_e2e import run_record
 from tests.test_snapshot_e2e import snapshot
 
 if TYPE_CHECKING:
@@ -217,6 +218,8 @@ def test_manifest_values_recomputed_from_disk(make_project: MakeProject, base_di
         "remote_url": None,
         "dirty": True,
         "diff_file": ".snapshot/git.diff",
+        "diff_unavailable": None,
+        "submodules": [],
     }
     assert data["project"] == {
         "name": "demo",
@@ -360,7 +363,7 @@ def test_forwarded_sigterm_that_kills_the_command(
         running.process.send_signal(signal.SIGTERM)
         assert running.process.wait(timeout=300) == 143, running.err.read_text()
     [snap] = published(base_dir)
-    command = manifest(snap)["command"]
+    command = run_record(snap)
     assert (command["exit_code"], command["signal"], command["signal_name"]) == (
         143,
         signal.SIGTERM,
@@ -378,7 +381,7 @@ def test_sigterm_trapped_by_the_command_is_no_death(
         running.process.send_signal(signal.SIGTERM)
         assert running.process.wait(timeout=300) == 0, running.err.read_text()
     [snap] = published(base_dir)
-    command = manifest(snap)["command"]
+    command = run_record(snap)
     assert (command["exit_code"], command["signal"], command["signal_name"]) == (0, None, None)
     assert command["finished"] is not None
 

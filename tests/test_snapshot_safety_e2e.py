@@ -20,6 +20,7 @@ from tests.test_snapshot_e2e import assert_complete
 from tests.test_snapshot_e2e import git
 from tests.test_snapshot_e2e import manifest
 from tests.test_snapshot_e2e import published
+from tests.test_snapshot_e2e import run_record
 from tests.test_snapshot_e2e import snapshot
 
 if TYPE_CHECKING:
@@ -154,7 +155,8 @@ def test_a_running_snapshot_cannot_be_replaced(make_project: MakeProject, base_d
     assert running.returncode == 0, err
     assert out == '"""demo"""\nWHERE = __file__\n'  # the run read its own snapshot throughout
     first = manifest(base_dir / "exp")
-    assert first["command"]["exit_code"] == 0 and first["command"]["finished"]
+    run = run_record(base_dir / "exp")
+    assert run["exit_code"] == 0 and run["finished"] and run["pid"] == running.pid
     # Once the run has ended, the same replace goes ahead.
     result = snapshot(project, "--id", "exp", "--replace", "--", "true")
     assert result.returncode == 0, result.stderr

@@ -1,8 +1,10 @@
 """The snapshot manifest: everything needed to reproduce a run, as versioned JSON.
 
-Stored at `.snapshot/manifest.json` inside each snapshot and rewritten atomically when the
-command ends. Later features (history list/diff/rerun/prune, Slurm, reproducing a run in a
-fresh env) read it, so fields only ever get added within a schema version.
+Stored at `.snapshot/manifest.json` inside each snapshot, written once before the snapshot is
+published and never rewritten: how each run of a command went is recorded beside it, one file
+per run (runs.py). Later features (history list/diff/rerun/prune, Slurm, reproducing a run in
+a fresh env) read it, so fields only ever get added within a schema version. Version 2: the
+outcome of the run moved from `command` to `.snapshot/runs/`.
 
 Layout: the header fields first, pretty-printed; then `"files"`, one entry per line, so a
 100,000-file manifest is written and read (for `--link`) without holding it as one document.
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
     from poetry_snapshot.editables import EditableInstall
     from poetry_snapshot.gitinfo import GitInfo
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 METADATA_DIR = ".snapshot"
 MANIFEST_NAME = "manifest.json"
 DIFF_NAME = "git.diff"
@@ -111,27 +113,6 @@ class CopySummary:
 
 
 @dataclass(frozen=True)
-class RunRecord:
-    argv: tuple[str, ...]
-    started: datetime
-    finished: datetime | None = None
-    exit_code: int | None = None  # the code poetry snapshot exited with (128+N for signal N)
-    signal: int | None = None  # the signal that ended the command, if one did
-
-    def to_json(self) -> dict[str, Any]:
-        duration = (self.finished - self.started).total_seconds() if self.finished else None
-        return {
-            "argv": list(self.argv),
-            "started": _iso(self.started),
-            "finished": _iso(self.finished) if self.finished else None,
-            "duration_seconds": duration,
-            "exit_code": self.exit_code,
-            "signal": self.signal,
-            "signal_name": _signal_name(self.signal),
-        }
-
-
-@dataclass(frozen=True)
 class Manifest:
     id: str
     created: datetime
@@ -151,12 +132,9 @@ class Manifest:
     copy: CopySummary
     tree_sha256: str
     files: Sequence[CopiedFile]
-    run: RunRecord | None = None
+    argv: tuple[str, ...] | None = None  # the command the snapshot was taken to run
     snapshot_finished: datetime | None = None
     editables: tuple[EditableInstall, ...] = ()  # every editable install in the env
-
-    def with_run(self, run: RunRecord) -> Manifest:
-        return dataclasses.replace(self, run=run)
 
     def header_json(self) -> dict[str, Any]:
         """Everything but the file list."""
@@ -190,11 +168,12 @@ class Manifest:
                 "warnings": list(self.copy.warnings),
             },
             "tree_sha256": self.tree_sha256,
-            "command": None if self.run is None else self.run.to_json(),
+            # Only what the snapshot was taken to run; each run records itself in runs/.
+            "command": None if self.argv is None else {"argv": list(self.argv)},
         }
 
     def write(self, snapshot_dir: Path) -> Path:
-        """Write (or atomically rewrite) `.snapshot/manifest.json`."""
+        """Write `.snapshot/manifest.json`, once, before the snapshot is published."""
         meta = snapshot_dir / METADATA_DIR
         meta.mkdir(exist_ok=True)
         fd = os.open(meta, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -205,8 +184,7 @@ class Manifest:
         return meta / MANIFEST_NAME
 
     def write_at(self, metadata: int) -> None:
-        """(Re)write manifest.json in the metadata directory open as `metadata`: a run records
-        its end in its own snapshot, whatever has become of the snapshot's path meanwhile."""
+        """Write manifest.json in the metadata directory open as `metadata`."""
         head = json.dumps(self.header_json(), indent=2)
         assert head.endswith("\n}")
         # Not fsync'ed: the copied files are not either (a power cut can tear a snapshot
@@ -325,14 +303,3 @@ def now() -> datetime:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _signal_name(number: int | None) -> str | None:
-    if number is None:
-        return None
-    import signal
-
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return None

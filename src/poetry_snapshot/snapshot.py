@@ -31,7 +31,6 @@ from poetry_snapshot.manifest import InterpreterInfo
 from poetry_snapshot.manifest import LockInfo
 from poetry_snapshot.manifest import Manifest
 from poetry_snapshot.manifest import ProjectInfo
-from poetry_snapshot.manifest import RunRecord
 from poetry_snapshot.manifest import Verification
 from poetry_snapshot.manifest import allowed_environment
 from poetry_snapshot.manifest import now
@@ -39,6 +38,7 @@ from poetry_snapshot.manifest import read_files
 from poetry_snapshot.manifest import read_header
 from poetry_snapshot.manifest import sha256_of
 from poetry_snapshot.manifest import tree_digest
+from poetry_snapshot.runs import RUNS_DIR
 from poetry_snapshot.selection import Selection
 from poetry_snapshot.selection import SelectionRules
 from poetry_snapshot.selection import select
@@ -161,11 +161,12 @@ def take(
     cwd: Path,
     progress: Callable[[int, int], None] | None = None,
     *,
-    hold: bool = False,
+    argv: Sequence[str] = (),
 ) -> Snapshot:
     """Copy, describe and publish the planned snapshot under a new, never-reused id.
 
-    With `hold`, the snapshot is held for a run (see `run()`) from before it is published.
+    With `argv`, the command the snapshot is taken to run: the manifest names it, and the
+    snapshot is held for that run (see `run()`) from before it is published.
     """
     from poetry_snapshot.copier import copy_selection
     from poetry_snapshot.editables import lay_out
@@ -197,7 +198,8 @@ def take(
         ):
             metadata = staging / METADATA_DIR  # reserved: no selected file lives there
             metadata.mkdir()
-            if hold:
+            (metadata / RUNS_DIR).mkdir()
+            if argv:
                 held = store.hold(staging)
             # The base dir, when inside the project, is no change of it (nor is any snapshot).
             git = facts.submit(
@@ -227,6 +229,7 @@ def take(
                 linked_from=None if link_base is None else link_base.root.name,
                 git=git_info,
                 tags=tags.result(),
+                argv=tuple(argv) or None,
             )
             manifest.write(staging)
             path = store.publish(staging, reservation)
@@ -264,16 +267,16 @@ def _link_base(store: SnapshotStore, warnings: list[str]) -> LinkBase | None:
 
 
 def run(poetry: Poetry, snapshot: Snapshot, planned: SnapshotPlan, argv: Sequence[str]) -> Outcome:
-    """Run `argv` from the snapshot; the manifest records its start and its end.
+    """Run `argv` from the snapshot; its run record says when it started and how it ended.
 
-    The run writes only its own snapshot's manifest: through a descriptor of the snapshot's
-    metadata directory opened at the start, while the snapshot is held (nothing replaces a
-    held snapshot). The hold ends with the run.
+    The run writes only its own record, in its own snapshot: through a descriptor of the
+    snapshot's metadata directory opened at the start, while the snapshot is held (nothing
+    replaces a held snapshot). The hold ends with the run.
     """
     from poetry_snapshot.runner import CommandNotRunnable
-    from poetry_snapshot.runner import Outcome
     from poetry_snapshot.runner import command_environment
     from poetry_snapshot.runner import run_command
+    from poetry_snapshot.runs import RunRecord
 
     manifest = snapshot.manifest
     relative_cwd = manifest.project.relative_cwd
@@ -290,15 +293,14 @@ def run(poetry: Poetry, snapshot: Snapshot, planned: SnapshotPlan, argv: Sequenc
     )
     metadata = os.open(snapshot.path / METADATA_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        record = RunRecord(tuple(argv), started=now())
-        manifest.with_run(record).write_at(metadata)
+        record = RunRecord.start(tuple(argv), relative_cwd)
+        record.write_at(metadata)
         try:
             outcome = run_command(argv, workdir, environ)
         except CommandNotRunnable as e:
-            outcome = Outcome(e.exit_code, None)
-            manifest.with_run(_ended(record, outcome)).write_at(metadata)
+            record.ended(e.exit_code, None).write_at(metadata)
             raise
-        manifest.with_run(_ended(record, outcome)).write_at(metadata)
+        record.ended(outcome.exit_code, outcome.signal).write_at(metadata)
         return outcome
     finally:
         os.close(metadata)
@@ -332,10 +334,6 @@ def package_roots(poetry: Poetry) -> list[str]:
     return roots or ["."]
 
 
-def _ended(record: RunRecord, outcome: Outcome) -> RunRecord:
-    return RunRecord(record.argv, record.started, now(), outcome.exit_code, outcome.signal)
-
-
 def _manifest(
     poetry: Poetry,
     planned: SnapshotPlan,
@@ -347,6 +345,7 @@ def _manifest(
     linked_from: str | None,
     git: GitInfo | None,
     tags: tuple[str, ...],
+    argv: tuple[str, ...] | None,
 ) -> Manifest:
     from poetry.__version__ import __version__ as poetry_version
     from poetry.core import __version__ as core_version
@@ -407,6 +406,7 @@ def _manifest(
         ),
         tree_sha256=tree_digest(result.files),
         files=result.files,
+        argv=argv,
         editables=planned.editables.installs,
     )
 

@@ -190,9 +190,7 @@ Put the command after <comment>--</comment> so that its options are not read as 
             return 0
 
         progress = _CopyProgress(self)
-        snap = snapshot.take(
-            poetry, planned, cwd=Path.cwd(), progress=progress.update, hold=bool(argv)
-        )
+        snap = snapshot.take(poetry, planned, cwd=Path.cwd(), progress=progress.update, argv=argv)
         progress.finish()
         for warning in snap.warnings:
             self.line_error(f"<warning>{self._escape(warning)}</>")
