@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name
 
 from poetry_snapshot import lockstate
+from poetry_snapshot import ownership
 from poetry_snapshot.drift import DeepSummary
 from poetry_snapshot.drift import Drift
 from poetry_snapshot.drift import DriftKind
@@ -29,6 +30,7 @@ from poetry_snapshot.envlayout import EnvLayout
 from poetry_snapshot.envlayout import RealDirectories
 from poetry_snapshot.record import InstalledDistribution
 from poetry_snapshot.record import check_records
+from poetry_snapshot.record import read_installed_files
 from poetry_snapshot.record import read_record
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 
     from poetry_snapshot.lockstate import InstallSelection
     from poetry_snapshot.lockstate import LockPlan
+    from poetry_snapshot.ownership import OwnershipScan
     from poetry_snapshot.record import FileProblem
 
 
@@ -166,7 +169,7 @@ def _relevant_count(plan: LockPlan) -> int:
 
 
 def _deep(env: Env, plan: LockPlan, sync: str) -> tuple[list[Drift], DeepSummary]:
-    """Hash the files of the locked distributions `poetry sync` found already installed."""
+    """Hash the files of the locked distributions; find the files nothing installed."""
     layout = EnvLayout.of(env)
     directories = RealDirectories(layout.roots)
     locked = {
@@ -174,15 +177,32 @@ def _deep(env: Env, plan: LockPlan, sync: str) -> tuple[list[Drift], DeepSummary
         for op in plan.operations
         if op.job_type == "install" and op.skip_reason == "Already installed"
     }
-    records = [
-        read_record(dist, layout, directories)
-        for dist in installed_distributions(layout, plan.installed)
-        if dist.name in locked and dist.dist_info.name.endswith(".dist-info")
+    owners: list[ownership.Owner] = []
+    records = []
+    for dist in installed_distributions(layout, plan.installed):
+        if dist.dist_info.name.endswith(".egg-info"):
+            paths = read_installed_files(dist.dist_info, layout, directories)
+            owners.append(ownership.Owner(dist.name, paths or (str(dist.dist_info),)))
+            continue
+        record = read_record(dist, layout, directories)
+        records.append(record)
+        owners.append(ownership.Owner(dist.name, record.paths, record.directory))
+    owners.extend(_conda_owners(layout))
+
+    check = check_records([r for r in records if r.distribution.name in locked], layout)
+    # The other installed distributions (the creator's pip, extraneous ones) are not hashed, but
+    # their RECORDs say what they own: one that cannot be read is drift too.
+    problems = [
+        *check.problems,
+        *(p for r in records if r.distribution.name not in locked for p in r.problems),
     ]
-    check = check_records(records, layout)
+    scan = ownership.find_unowned(layout, owners)
     dist_infos = {r.distribution.name: r.directory for r in records}
-    drifts = _file_drifts(check.problems, locked, dist_infos, layout, sync)
-    summary = DeepSummary(check.distributions, check.files, check.bytes, check.unchecked)
+    drifts = _file_drifts(problems, locked, dist_infos, layout, sync)
+    drifts.extend(_unowned_drifts(scan, layout, sync))
+    summary = DeepSummary(
+        check.distributions, check.files, check.bytes, check.unchecked, scanned=scan.files
+    )
     return drifts, summary
 
 
@@ -229,6 +249,26 @@ def installed_distributions(
     return [found[name] for name in sorted(found)]
 
 
+def _conda_owners(layout: EnvLayout) -> list[ownership.Owner]:
+    """In a conda prefix, the files each conda package installed (`conda-meta/*.json`)."""
+    from poetry_snapshot.exporters.condameta import find_conda_prefix
+    from poetry_snapshot.exporters.condameta import read_conda_prefix
+
+    prefix = find_conda_prefix([Path(layout.prefix)])
+    if prefix is None:
+        return []
+    return [
+        ownership.Owner(
+            package.name,
+            tuple(os.path.normpath(os.path.join(layout.prefix, f)) for f in package.files),
+        )
+        for package in read_conda_prefix(prefix).packages
+    ]
+
+
+_RECREATE = "poetry env remove --all && {sync}"
+
+
 def _file_drifts(
     problems: Iterable[FileProblem],
     locked: Collection[str],
@@ -239,7 +279,11 @@ def _file_drifts(
     drifts = []
     for problem in problems:
         kind = DriftKind.MISSING_FILE if problem.problem == "missing" else DriftKind.MODIFIED_FILE
-        if problem.problem == "record":
+        if problem.package not in locked:
+            # Not Poetry's to reinstall (the env creator's pip, an extraneous package), and pip
+            # cannot uninstall what it cannot read: a new env is what is certain to be clean.
+            fix = _RECREATE.format(sync=sync)
+        elif problem.problem == "record":
             # pip reads RECORD to uninstall; without the .dist-info Poetry reinstalls over it.
             dist_info = layout.shown(dist_infos[problem.package])
             fix = f"rm -r -- {shlex.quote(dist_info)} && {sync}"
@@ -247,5 +291,29 @@ def _file_drifts(
             fix = f"poetry run python -m pip uninstall -y {problem.package} && {sync}"
         drifts.append(
             Drift(kind, problem.package, problem.expected, problem.found, fix, path=problem.path)
+        )
+    return drifts
+
+
+def _unowned_drifts(scan: OwnershipScan, layout: EnvLayout, sync: str) -> list[Drift]:
+    drifts = []
+    for unowned in scan.unowned:
+        shown = layout.shown(unowned.path)
+        if unowned.remedy == ownership.RECREATE:
+            fix = _RECREATE.format(sync=sync)
+        elif unowned.remedy == ownership.MAKE_READABLE:
+            fix = f"chmod u+rx -- {shlex.quote(shown)}"
+        else:
+            # Nothing removes it for you: pip and Poetry uninstall only what RECORD lists.
+            fix = f"rm -- {shlex.quote(shown)}"
+        drifts.append(
+            Drift(
+                DriftKind.UNOWNED_FILE,
+                unowned.package,
+                "absent (no installed distribution lists it)",
+                unowned.found,
+                fix,
+                path=layout.relative(unowned.path),
+            )
         )
     return drifts
