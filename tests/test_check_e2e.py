@@ -122,11 +122,13 @@ def test_path_dependencies_develop_and_not(make_project: MakeProject) -> None:
 def test_package_mode_false_has_no_root_to_check(make_project: MakeProject) -> None:
     project = make_project("scripts-only", ["beta"], package_mode=False)
     assert_clean(project)
+    assert_clean(project, "--deep")
 
 
 def test_src_layout_root_package(make_project: MakeProject) -> None:
     project = make_project("srcpkg", ["beta"], src_layout=True)
     assert_clean(project)
+    assert_clean(project, "--deep")  # the project's .pth is in its RECORD
 
 
 def test_file_dependency(make_project: MakeProject, wheels: Path) -> None:
@@ -140,6 +142,7 @@ def test_file_dependency(make_project: MakeProject, wheels: Path) -> None:
         before_lock=copy_wheel,
     )
     assert_clean(project)
+    assert_clean(project, "--deep")
 
 
 # --- each drift kind: exit 1, named -------------------------------------------------------
@@ -249,6 +252,7 @@ def test_wrong_source_git_commit(
     url = repo.as_uri()
     project = make_project("gitdep", poetry_dependencies={"gitlib": {"git": url, "rev": first}})
     assert_clean(project)
+    assert_clean(project, "--deep")
     project.edit({"tool": {"poetry": {"dependencies": {"gitlib": {"git": url, "rev": second}}}}})
     project.poetry("lock")
     report = assert_drift(project, [("wrong-source", "gitlib")])
@@ -282,6 +286,7 @@ def test_root_not_installed_and_no_root(make_project: MakeProject) -> None:
     report = assert_drift(project, [("root-not-installed", "noroot")])
     assert report["drifts"][0]["fix"] == "poetry install --only-root"
     assert_clean(project, "--no-root")
+    assert_clean(project, "--no-root", "--deep")
 
 
 def test_root_installed_from_another_directory(make_project: MakeProject, tmp_path: Path) -> None:
@@ -356,8 +361,28 @@ def test_github_actions_annotations(make_project: MakeProject) -> None:
         " found not installed. Fix: poetry sync"
     ]
     # With JSON on stdout, annotations go to stderr so the JSON stays parseable.
-    code, report = project.check_json(env={"GITHUB_ACTIONS": "true"})
-    assert code == 1 and report["drift_count"] == 1
+    result = project.check("--format", "json", env={"GITHUB_ACTIONS": "true"})
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["drift_count"] == 1
+    assert result.stderr.splitlines() == annotations
+    # --deep's kinds are annotated too, one line per drift.
+    site = project.site_packages()
+    (site / "alpha" / "__init__.py").write_text("patched\n")
+    (site / "added.pth").write_text("import os\n")
+    result = project.check("--deep", "--format", "json", env={"GITHUB_ACTIONS": "true"})
+    assert result.returncode == 1
+    annotations = result.stderr.splitlines()
+    assert [line.split("::")[1] for line in annotations] == [
+        "error title=poetry-snapshot%3A Missing packages",
+        "error title=poetry-snapshot%3A Modified files",
+        "error title=poetry-snapshot%3A Unowned files",
+    ], result.stderr
+    rel = site.relative_to(project.venv)
+    assert annotations[2] == (
+        f"::error title=poetry-snapshot%3A Unowned files::environment {rel}/added.pth:"
+        " expected absent (no installed distribution lists it), found a file of 10 bytes;"
+        f" Python runs its import lines at every start. Fix: rm -- {site}/added.pth"
+    )
 
 
 # --- offline: no index, no cache, proxies that go nowhere ------------------------------------

@@ -156,3 +156,13 @@ def test_install_flags(groups: set[str], extras: set[str], with_root: bool, flag
     defaults = {canonicalize_name("main"), canonicalize_name("dev")}
     all_extras = {canonicalize_name("fast"), canonicalize_name("gpu")}
     assert install_flags(selection, defaults, all_extras) == flags
+
+
+def test_unowned_files_are_listed_after_the_file_kinds() -> None:
+    kinds = list(DriftKind)
+    assert kinds.index(DriftKind.UNOWNED_FILE) > kinds.index(DriftKind.MISSING_FILE)
+    assert kinds.index(DriftKind.UNOWNED_FILE) > kinds.index(DriftKind.MODIFIED_FILE)
+    assert (DriftKind.UNOWNED_FILE.value, DriftKind.UNOWNED_FILE.title) == (
+        "unowned-file",
+        "Unowned files",
+    )

@@ -103,3 +103,38 @@ def test_github_annotations_escape_workflow_command_syntax() -> None:
         "::error title=poetry-snapshot%3A Wrong sources::p: expected index,"
         " found url https://h/p.whl?a=1%252C,x%0Anext. Fix: poetry sync"
     ]
+
+
+def test_unowned_files_are_listed_after_the_file_kinds_and_annotated() -> None:
+    unowned = Drift(
+        DriftKind.UNOWNED_FILE,
+        None,
+        "absent (no installed distribution lists it)",
+        "a file of 9 bytes; Python runs its import lines at every start",
+        "rm -- /p/.venv/lib/site-packages/evil.pth",
+        path="lib/site-packages/evil.pth",
+    )
+    modified = Drift(
+        DriftKind.MODIFIED_FILE, "beta", "sha256=a", "a FIFO; not opened", "fix", path="beta/x.py"
+    )
+    text = plain(drift_table(report(modified, unowned, deep=DeepSummary(2, 5, 10, scanned=1234))))
+    assert text.index("Modified files (1)") < text.index("Unowned files (1)")
+    assert (
+        "Unowned files (1)\n  - lib/site-packages/evil.pth  expected absent (no installed"
+        " distribution lists it)  found a file of 9 bytes; Python runs its import lines at every"
+        " start\n  fix: rm -- /p/.venv/lib/site-packages/evil.pth"
+    ) in text
+    assert (
+        "Ownership: 1234 files in site-packages and the scripts directory checked against the"
+        " installed distributions' RECORDs."
+    ) in text
+    assert github_annotations(report(unowned)) == [
+        "::error title=poetry-snapshot%3A Unowned files::environment lib/site-packages/evil.pth:"
+        " expected absent (no installed distribution lists it), found a file of 9 bytes; Python"
+        " runs its import lines at every start. Fix: rm -- /p/.venv/lib/site-packages/evil.pth"
+    ]
+    validate = fastjsonschema.compile(json.loads(SCHEMA.read_text()))
+    data = json.loads(drift_json(report(unowned, deep=DeepSummary(2, 5, 10, scanned=1234))))
+    validate(data)
+    assert data["drifts"][0]["kind"] == "unowned-file"
+    assert data["deep"]["files_scanned"] == 1234

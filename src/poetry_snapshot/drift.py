@@ -45,6 +45,7 @@ class DriftKind(Enum):
     ROOT_ELSEWHERE = "root-elsewhere"
     MODIFIED_FILE = "modified-file"
     MISSING_FILE = "missing-file"
+    UNOWNED_FILE = "unowned-file"
 
     @property
     def title(self) -> str:
@@ -64,6 +65,7 @@ _TITLES = {
     DriftKind.ROOT_ELSEWHERE: "Project installed from elsewhere",
     DriftKind.MODIFIED_FILE: "Modified files",
     DriftKind.MISSING_FILE: "Missing files",
+    DriftKind.UNOWNED_FILE: "Unowned files",
 }
 
 
@@ -104,6 +106,7 @@ class DeepSummary:
     files: int
     bytes: int
     unchecked: tuple[UncheckedFile, ...] = ()
+    scanned: int = 0  # files in site-packages and the scripts directory checked for an owner
 
     def to_json(self) -> dict[str, Any]:
         reasons: dict[str, int] = {}
@@ -113,6 +116,7 @@ class DeepSummary:
             "distributions": self.distributions,
             "files_checked": self.files,
             "bytes_hashed": self.bytes,
+            "files_scanned": self.scanned,
             "unchecked": [
                 {"package": e.package, "path": e.path, "reason": e.reason} for e in self.unchecked
             ],

@@ -1,9 +1,17 @@
-"""`--deep`: every installed file of a distribution checked against its RECORD (hash and size).
+"""`--deep`: what installers say they wrote (RECORD, installed-files.txt), read safely, and every
+installed file of a distribution checked against its RECORD (hash and size).
 
 RECORD (the wheel spec's installed-files list) holds `path,algorithm=urlsafe-b64-digest,size`
-for each file the installer wrote; paths are relative to the directory holding `.dist-info`.
-Lines without a hash (RECORD itself, `.pyc`, files Poetry or pip append such as
-`direct_url.json` and `INSTALLER`) cannot be verified: they are counted, never drift.
+for each file the installer wrote; paths are relative to the directory holding `.dist-info`
+(Poetry writes absolute ones for the project's own editable install). Lines without a hash
+(RECORD itself, `.pyc`, files Poetry or pip append such as `direct_url.json` and `INSTALLER`)
+cannot be verified: they are counted, never drift.
+
+Only regular files inside the environment are ever opened: an entry naming a path outside the
+env (absolute, through `..`, through a symlink), a FIFO, a socket, a device or a directory is
+reported and left alone. Each file is lstat'ed first, then opened with O_NONBLOCK|O_NOFOLLOW and
+fstat'ed before it is read, because it can change in between: a FIFO never blocks the check and
+a device is never read.
 
 Hashing runs in a thread pool (hashlib releases the GIL), in batches to keep the pool's
 per-task cost off small files; each file is read once, and not at all when its size is
@@ -14,29 +22,44 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import hashlib
+import io
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 from poetry_snapshot.drift import UncheckedFile
+from poetry_snapshot.envlayout import RealDirectories
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from collections.abc import Iterable
     from collections.abc import Iterator
     from collections.abc import Sequence
     from pathlib import Path
 
+    from poetry_snapshot.envlayout import EnvLayout
+
 _SMALL_FILE = 1 << 20  # read in one call below this size
 _CHUNK = 1 << 20
 _BATCH = 64
 _HEAD = 512  # enough for a `#!` line
+_OPEN = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+_RECORD = "a UTF-8 CSV file listing the installed files (the wheel spec's RECORD)"
 
 
 @dataclass(frozen=True)
 class InstalledDistribution:
-    """A distribution to verify: its name and the `.dist-info` directory holding RECORD."""
+    """An installed distribution: its name and its `.dist-info` (or `.egg-info`) directory."""
 
     name: str
     dist_info: Path
@@ -46,9 +69,30 @@ class InstalledDistribution:
 class FileProblem:
     package: str
     path: str
-    problem: str  # "modified" or "missing"
+    problem: str  # "modified", "missing", "refused" (not opened) or "record" (RECORD unreadable)
     expected: str
     found: str
+
+
+class RecordEntry(NamedTuple):  # one per installed file: a tuple is built fastest
+    package: str
+    record_path: str  # as RECORD writes it
+    path: str  # real path of the file to open
+    algorithm: str
+    digest: str
+    size: int | None
+
+
+@dataclass(frozen=True)
+class Record:
+    """A distribution's RECORD as read: every path it lists, and the entries that can be checked."""
+
+    distribution: InstalledDistribution
+    directory: str  # real path of the `.dist-info` directory
+    paths: tuple[str, ...]  # every listed path, absolute and normalized
+    entries: tuple[RecordEntry, ...]  # the ones with a hash, when the RECORD is readable
+    unchecked: tuple[UncheckedFile, ...]
+    problems: tuple[FileProblem, ...]
 
 
 @dataclass(frozen=True)
@@ -60,132 +104,271 @@ class RecordCheck:
     unchecked: tuple[UncheckedFile, ...]
 
 
-@dataclass(frozen=True)
-class _Entry:
-    package: str
-    record_path: str
-    path: str
-    algorithm: str
-    digest: str
-    size: int | None
+class NotARegularFile(OSError):
+    """What `read_regular_file` raises instead of opening a FIFO, socket, device or symlink."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+def describe_mode(mode: int) -> str:
+    """What a non-regular file is, for reports."""
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "not a regular file"
+
+
+def read_regular_file(path: str) -> bytes:
+    """The bytes of `path`, if it is a regular file: never follows its last component, never
+    blocks on a FIFO, never reads a device. Raises OSError (NotARegularFile for the refusals)."""
+    mode = os.lstat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise NotARegularFile(describe_mode(mode))
+    fd = os.open(path, _OPEN)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # replaced since the lstat
+            raise NotARegularFile(describe_mode(st.st_mode))
+        return _read_all(fd, st.st_size)
+    finally:
+        os.close(fd)
+
+
+def read_record(
+    dist: InstalledDistribution, layout: EnvLayout, directories: RealDirectories | None = None
+) -> Record:
+    """Read `dist`'s RECORD. Never raises: an unreadable RECORD is a problem of the distribution.
+
+    A RECORD that is not UTF-8 or not CSV is reported and none of its files is checked, but its
+    paths (decoded as the filesystem decodes names) still say which files are the
+    distribution's. An entry outside the environment is reported, never opened.
+    """
+    directories = directories or RealDirectories(layout.roots)
+    directory = directories.real_path(os.path.abspath(dist.dist_info))
+    record_name = f"{dist.dist_info.name}/RECORD"
+
+    def record_problem(found: str) -> FileProblem:
+        return FileProblem(dist.name, record_name, "record", _RECORD, found)
+
+    try:
+        data = read_regular_file(os.path.join(directory, "RECORD"))
+    except FileNotFoundError:
+        no_record = UncheckedFile(dist.name, dist.dist_info.name, "no RECORD")
+        return Record(dist, directory, (), (), (no_record,), ())
+    except OSError as e:
+        found = f"RECORD is {_refusal(e)}; its files were not checked"
+        return Record(dist, directory, (), (), (), (record_problem(found),))
+
+    problems: list[FileProblem] = []
+    unreadable: FileProblem | None = None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # os.scandir decodes file names the same way: the paths still match the files.
+        text = data.decode("utf-8", "surrogateescape")
+        unreadable = record_problem(
+            f"not UTF-8 (byte {e.start}); unreadable, its files were not checked"
+        )
+    base = os.path.dirname(directory) + os.sep
+    name = dist.name
+    contains = layout.contains
+    real_path = directories.real_path
+    posix = os.name == "posix"
+    paths: list[str] = []
+    entries: list[RecordEntry] = []
+    unchecked: list[UncheckedFile] = []
+    rows = csv.reader(io.StringIO(text, newline=""))
+    while True:
+        try:
+            # One line per installed file: this loop runs for every file of the env.
+            for row in rows:
+                if not row or not row[0]:
+                    continue
+                rel = row[0]
+                if rel.startswith("/") if posix else os.path.isabs(rel):
+                    path = real_path(os.path.normpath(rel))
+                else:
+                    path = os.path.normpath(base + rel)
+                paths.append(path)
+                hash_field = row[1] if len(row) > 1 else ""
+                if not contains(path):
+                    problems.append(_outside(name, rel, hash_field, path))
+                    continue
+                if not hash_field:
+                    unchecked.append(UncheckedFile(name, rel, "no hash in RECORD"))
+                    continue
+                algorithm, _, digest = hash_field.partition("=")
+                if algorithm not in hashlib.algorithms_guaranteed or not digest:
+                    unchecked.append(UncheckedFile(name, rel, f"unsupported hash {algorithm!r}"))
+                    continue
+                size_field = row[2] if len(row) > 2 else ""
+                size = int(size_field) if size_field.isascii() and size_field.isdigit() else None
+                real = real_path(path)
+                if real is not path and not contains(real):
+                    # a directory on the way is a symlink leading out of the env
+                    problems.append(_outside(name, rel, hash_field, real))
+                    continue
+                entries.append(RecordEntry(name, rel, real, algorithm, digest, size))
+            break
+        except csv.Error as e:  # the reader goes on with the next line
+            unreadable = unreadable or record_problem(
+                f"not parseable as CSV (line {rows.line_num}: {e}); unreadable,"
+                " its files were not checked"
+            )
+    if unreadable is not None:
+        problems.insert(0, unreadable)
+        entries = []
+        unchecked = []
+    return Record(dist, directory, tuple(paths), tuple(entries), tuple(unchecked), tuple(problems))
+
+
+def read_installed_files(
+    egg_info: Path, layout: EnvLayout, directories: RealDirectories | None = None
+) -> tuple[str, ...]:
+    """The files an `.egg-info` directory's installed-files.txt lists (plus itself), if any.
+
+    Legacy `setup.py install` and pip's legacy installs write it, one path per line, relative
+    to the `.egg-info` directory. It has no hashes: it only says which files are whose.
+    """
+    directories = directories or RealDirectories(layout.roots)
+    directory = directories.real_path(os.path.abspath(egg_info))
+    listing = os.path.join(directory, "installed-files.txt")
+    try:
+        text = read_regular_file(listing).decode("utf-8", "surrogateescape")
+    except OSError:
+        return ()
+    paths = [listing]
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            paths.append(os.path.normpath(os.path.join(directory, line)))
+    return tuple(paths)
 
 
 def check_records(
-    distributions: Iterable[InstalledDistribution],
-    scripts_dir: Path,
-    env_prefix: Path,
-    workers: int | None = None,
+    records: Iterable[Record], layout: EnvLayout, workers: int | None = None
 ) -> RecordCheck:
-    """Verify the installed files of `distributions` against their RECORDs.
+    """Verify the installed files of `records` against them.
 
-    A script in `scripts_dir` whose `#!` line no longer points into `env_prefix` was rewritten
-    after installation (conda and venv relocation tools do this): its RECORD hash cannot be
-    checked. A script whose `#!` line is still this env's is checked like any other file.
+    A script in the env's scripts directory whose `#!` line no longer points into the env was
+    rewritten after installation (conda and venv relocation tools do this): its RECORD hash
+    cannot be checked. A script whose `#!` line is still this env's is checked like any other.
     """
-    entries: list[_Entry] = []
-    unchecked: list[UncheckedFile] = []
-    count = 0
-    for dist in distributions:
-        count += 1
-        _read_record(dist, entries, unchecked)
+    records = list(records)
+    entries = [entry for record in records for entry in record.entries]
+    unchecked = [item for record in records for item in record.unchecked]
+    problems = [problem for record in records for problem in record.problems]
 
     batches = [entries[i : i + _BATCH] for i in range(0, len(entries), _BATCH)]
-    problems: list[FileProblem] = []
     hashed = 0
-    scripts = os.path.normpath(scripts_dir) + os.sep
-    own_shebang = b"#!" + os.fsencode(os.path.normpath(env_prefix)) + os.sep.encode()
+    scripts = layout.scripts_dir + os.sep if layout.scripts_dir else None
+    own_shebangs = tuple(
+        b"#!" + os.fsencode(prefix) + os.sep.encode()
+        for prefix in {layout.shown_prefix, layout.prefix}
+    )
     workers = workers or min(32, (os.cpu_count() or 1) + 2)
+    check_batch = functools.partial(_check_batch, contains=layout.contains)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for results in pool.map(_check_batch, batches):
+        for results in pool.map(check_batch, batches):
             for entry, (state, found, size, head) in results:
-                hashed += size if state != "missing" else 0
+                hashed += size
                 if state == "ok":
                     continue
-                if state == "missing":
-                    problems.append(
-                        FileProblem(
-                            entry.package, entry.record_path, "missing", _expect(entry), "missing"
-                        )
-                    )
-                elif entry.path.startswith(scripts) and _foreign_shebang(head, own_shebang):
+                if (
+                    state == "modified"
+                    and scripts is not None
+                    and entry.path.startswith(scripts)
+                    and _foreign_shebang(head, own_shebangs)
+                ):
                     # Installers write the env's interpreter into `#!` and hash the result;
                     # relocation tools rewrite that line later, so RECORD cannot vouch for it.
                     unchecked.append(
                         UncheckedFile(entry.package, entry.record_path, "script shebang rewritten")
                     )
-                else:
-                    problems.append(
-                        FileProblem(
-                            entry.package, entry.record_path, "modified", _expect(entry), found
-                        )
-                    )
+                    continue
+                problem = state if state in ("missing", "refused") else "modified"
+                problems.append(
+                    FileProblem(entry.package, entry.record_path, problem, _expect(entry), found)
+                )
     problems.sort(key=lambda p: (p.package, p.path))
-    return RecordCheck(count, len(entries), hashed, tuple(problems), tuple(unchecked))
+    return RecordCheck(len(records), len(entries), hashed, tuple(problems), tuple(unchecked))
 
 
-def _foreign_shebang(head: bytes, own_shebang: bytes) -> bool:
+def _outside(package: str, rel: str, hash_field: str, path: str) -> FileProblem:
+    expected = f"{hash_field} (inside the environment)" if hash_field else "inside the environment"
+    return FileProblem(
+        package, rel, "refused", expected, f"outside the environment: {path}; not opened"
+    )
+
+
+def _refusal(error: OSError) -> str:
+    if isinstance(error, NotARegularFile):
+        return f"{error.what}; not opened"
+    return f"unreadable ({error.strerror or error})"
+
+
+def _foreign_shebang(head: bytes, own_shebangs: tuple[bytes, ...]) -> bool:
     first_line = head.split(b"\n", 1)[0]
     return (
         first_line.startswith(b"#!")
-        and not first_line.startswith(own_shebang)
+        and not first_line.startswith(own_shebangs)
         # installer's form for long or spaced interpreter paths: a /bin/sh trampoline
         and first_line != b"#!/bin/sh"
     )
 
 
-def _read_record(
-    dist: InstalledDistribution, entries: list[_Entry], unchecked: list[UncheckedFile]
-) -> None:
-    record = dist.dist_info / "RECORD"
-    try:
-        text = record.read_text(encoding="utf-8")
-    except OSError:
-        unchecked.append(UncheckedFile(dist.name, str(dist.dist_info.name), "no RECORD"))
-        return
-    root = dist.dist_info.parent
-    for row in csv.reader(text.splitlines()):
-        if not row or not row[0]:
-            continue
-        rel = row[0]
-        hash_field = row[1] if len(row) > 1 else ""
-        if not hash_field:
-            unchecked.append(UncheckedFile(dist.name, rel, "no hash in RECORD"))
-            continue
-        algorithm, _, digest = hash_field.partition("=")
-        if algorithm not in hashlib.algorithms_guaranteed or not digest:
-            unchecked.append(UncheckedFile(dist.name, rel, f"unsupported hash {algorithm!r}"))
-            continue
-        size_field = row[2] if len(row) > 2 else ""
-        entries.append(
-            _Entry(
-                package=dist.name,
-                record_path=rel,
-                path=os.path.normpath(os.path.join(root, rel)),
-                algorithm=algorithm,
-                digest=digest,
-                size=int(size_field) if size_field.isdigit() else None,
-            )
-        )
-
-
-def _check_batch(batch: Sequence[_Entry]) -> list[tuple[_Entry, tuple[str, str, int, bytes]]]:
+def _check_batch(
+    batch: Sequence[RecordEntry], contains: Callable[[str], bool]
+) -> list[tuple[RecordEntry, tuple[str, str, int, bytes]]]:
     buffer = bytearray(_CHUNK)
-    return [(entry, _check_file(entry, buffer)) for entry in batch]
+    return [(entry, _check_file(entry, buffer, contains)) for entry in batch]
 
 
-def _check_file(entry: _Entry, buffer: bytearray) -> tuple[str, str, int, bytes]:
+def _check_file(
+    entry: RecordEntry, buffer: bytearray, contains: Callable[[str], bool]
+) -> tuple[str, str, int, bytes]:
     """(state, what was found, bytes read, the file's first bytes) for one RECORD entry."""
+    path = entry.path
     try:
-        fd = os.open(entry.path, os.O_RDONLY)
-    except FileNotFoundError:
+        mode = os.lstat(path).st_mode
+        if stat.S_ISLNK(mode):
+            target = os.path.realpath(path)
+            if not contains(target):
+                found = f"a symlink to {target}, outside the environment; not opened"
+                return "refused", found, 0, b""
+            path = target
+            mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
         return "missing", "missing", 0, b""
     except OSError as e:
         return "unreadable", f"unreadable ({e.strerror})", 0, b""
+    if not stat.S_ISREG(mode):
+        return "refused", f"{describe_mode(mode)}; not opened", 0, b""
     try:
-        size = os.fstat(fd).st_size
+        fd = os.open(path, _OPEN)
+    except OSError as e:
+        return "unreadable", f"unreadable ({e.strerror})", 0, b""
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # replaced since the lstat
+            return "refused", f"{describe_mode(st.st_mode)}; not opened", 0, b""
+        size = st.st_size
         if entry.size is not None and size != entry.size:
             return "modified", f"{size} bytes", 0, os.read(fd, _HEAD)
         digest, head = _digest(fd, entry.algorithm, size, buffer)
+    except OSError as e:
+        return "unreadable", f"unreadable ({e.strerror})", 0, b""
     finally:
         os.close(fd)
     if digest == entry.digest:
@@ -231,6 +414,6 @@ def _readinto(fd: int, view: memoryview) -> int:
     return len(data)
 
 
-def _expect(entry: _Entry) -> str:
+def _expect(entry: RecordEntry) -> str:
     size = f", {entry.size} bytes" if entry.size is not None else ""
     return f"{entry.algorithm}={entry.digest}{size}"

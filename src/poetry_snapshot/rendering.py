@@ -115,7 +115,9 @@ def _deep_lines(report: DriftReport, verbosity: int) -> list[str]:
         f"Deep check: {deep.files} files ({_size(deep.bytes)}) of {deep.distributions}"
         f" distributions hashed against their RECORD; {len(deep.unchecked)} entries unchecked"
         + ("" if verbosity or not deep.unchecked else " (-v lists them)")
-        + "."
+        + ".",
+        f"Ownership: {deep.scanned} files in site-packages and the scripts directory checked"
+        " against the installed distributions' RECORDs.",
     ]
     if verbosity >= 1:
         reasons: dict[str, int] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name
 
 from poetry_snapshot import lockstate
+from poetry_snapshot import ownership
 from poetry_snapshot.drift import DeepSummary
 from poetry_snapshot.drift import Drift
 from poetry_snapshot.drift import DriftKind
@@ -24,17 +26,26 @@ from poetry_snapshot.drift import operation_drifts
 from poetry_snapshot.drift import root_drifts
 from poetry_snapshot.environment import Interpreter
 from poetry_snapshot.environment import find_project_env
+from poetry_snapshot.envlayout import EnvLayout
+from poetry_snapshot.envlayout import RealDirectories
 from poetry_snapshot.record import InstalledDistribution
 from poetry_snapshot.record import check_records
+from poetry_snapshot.record import read_installed_files
+from poetry_snapshot.record import read_record
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+    from collections.abc import Iterable
+    from collections.abc import Mapping
+
     from poetry.core.packages.package import Package
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
     from poetry_snapshot.lockstate import InstallSelection
     from poetry_snapshot.lockstate import LockPlan
-    from poetry_snapshot.record import RecordCheck
+    from poetry_snapshot.ownership import OwnershipScan
+    from poetry_snapshot.record import FileProblem
 
 
 @dataclass(frozen=True)
@@ -134,9 +145,8 @@ def inspect(poetry: Poetry, request: CheckRequest) -> Inspection:
 
     deep = None
     if request.deep:
-        check = check_records(_verified_distributions(env, plan), env.script_dirs[0], env.path)
-        drifts.extend(_file_drifts(check))
-        deep = DeepSummary(check.distributions, check.files, check.bytes, check.unchecked)
+        drifts_found, deep = _deep(env, plan, sync)
+        drifts.extend(drifts_found)
 
     drifts.sort(key=lambda d: (list(DriftKind).index(d.kind), d.package or "", d.path or ""))
     report = make_report(
@@ -158,41 +168,152 @@ def _relevant_count(plan: LockPlan) -> int:
     )
 
 
-def _verified_distributions(env: Env, plan: LockPlan) -> list[InstalledDistribution]:
-    """Distributions `poetry sync` found already installed: their files are the ones to check."""
-    wanted = {
+def _deep(env: Env, plan: LockPlan, sync: str) -> tuple[list[Drift], DeepSummary]:
+    """Hash the files of the locked distributions; find the files nothing installed."""
+    layout = EnvLayout.of(env)
+    directories = RealDirectories(layout.roots)
+    locked = {
         op.package.name
         for op in plan.operations
         if op.job_type == "install" and op.skip_reason == "Already installed"
     }
-    found: dict[str, Path] = {}
-    for directory in env.site_packages.candidates:
+    owners: list[ownership.Owner] = []
+    records = []
+    for dist in installed_distributions(layout, plan.installed):
+        if dist.dist_info.name.endswith(".egg-info"):
+            paths = read_installed_files(dist.dist_info, layout, directories)
+            owners.append(ownership.Owner(dist.name, paths or (str(dist.dist_info),)))
+            continue
+        record = read_record(dist, layout, directories)
+        records.append(record)
+        owners.append(ownership.Owner(dist.name, record.paths, record.directory))
+    owners.extend(_conda_owners(layout))
+
+    check = check_records([r for r in records if r.distribution.name in locked], layout)
+    # The other installed distributions (the creator's pip, extraneous ones) are not hashed, but
+    # their RECORDs say what they own: one that cannot be read is drift too.
+    problems = [
+        *check.problems,
+        *(p for r in records if r.distribution.name not in locked for p in r.problems),
+    ]
+    scan = ownership.find_unowned(layout, owners)
+    dist_infos = {r.distribution.name: r.directory for r in records}
+    drifts = _file_drifts(problems, locked, dist_infos, layout, sync)
+    drifts.extend(_unowned_drifts(scan, layout, sync))
+    summary = DeepSummary(
+        check.distributions, check.files, check.bytes, check.unchecked, scanned=scan.files
+    )
+    return drifts, summary
+
+
+def installed_distributions(
+    layout: EnvLayout, installed: Iterable[Package]
+) -> list[InstalledDistribution]:
+    """The `.dist-info` and `.egg-info` directories of the distributions Poetry sees installed.
+
+    Like Poetry's InstalledRepository: the first per name, site dirs in order, entries sorted by
+    path. A metadata directory whose name or version is not the installed one's (a stray
+    duplicate, a leftover) owns nothing, so its files show up as unowned.
+    """
+    from poetry.core.constraints.version import Version
+    from poetry.core.constraints.version.exceptions import ParseConstraintError
+
+    versions = {package.name: package.version for package in installed}
+    found: dict[str, InstalledDistribution] = {}
+    for directory in layout.site_dirs:
         try:
-            names = os.listdir(directory)
+            names = sorted(os.listdir(directory))
         except OSError:
             continue
-        for name in sorted(names):
-            if not name.endswith(".dist-info"):
+        for name in names:
+            stem, _, suffix = name.rpartition(".")
+            if suffix == "dist-info":
+                # "{escaped name}-{version}.dist-info"
+                dist_name, _, version = stem.rpartition("-")
+            elif suffix == "egg-info":
+                # "{name}-{version}-py{X.Y}.egg-info", or "{name}.egg-info" from a develop install
+                dist_name, _, rest = stem.partition("-")
+                version = rest.partition("-")[0]
+            else:
                 continue
-            # "{escaped name}-{version}.dist-info": the name is all before the last dash.
-            dist_name = canonicalize_name(name[: -len(".dist-info")].rpartition("-")[0])
-            if dist_name in wanted and dist_name not in found:
-                found[dist_name] = Path(directory, name)
-    return [InstalledDistribution(name, path) for name, path in sorted(found.items())]
+            canonical = canonicalize_name(dist_name)
+            if canonical not in versions or canonical in found:
+                continue
+            if version or suffix == "dist-info":
+                try:
+                    if Version.parse(version) != versions[canonical]:
+                        continue
+                except (ParseConstraintError, ValueError):
+                    continue
+            found[canonical] = InstalledDistribution(canonical, Path(directory, name))
+    return [found[name] for name in sorted(found)]
 
 
-def _file_drifts(check: RecordCheck) -> list[Drift]:
+def _conda_owners(layout: EnvLayout) -> list[ownership.Owner]:
+    """In a conda prefix, the files each conda package installed (`conda-meta/*.json`)."""
+    from poetry_snapshot.exporters.condameta import find_conda_prefix
+    from poetry_snapshot.exporters.condameta import read_conda_prefix
+
+    prefix = find_conda_prefix([Path(layout.prefix)])
+    if prefix is None:
+        return []
+    return [
+        ownership.Owner(
+            package.name,
+            tuple(os.path.normpath(os.path.join(layout.prefix, f)) for f in package.files),
+        )
+        for package in read_conda_prefix(prefix).packages
+    ]
+
+
+_RECREATE = "poetry env remove --all && {sync}"
+
+
+def _file_drifts(
+    problems: Iterable[FileProblem],
+    locked: Collection[str],
+    dist_infos: Mapping[str, str],
+    layout: EnvLayout,
+    sync: str,
+) -> list[Drift]:
     drifts = []
-    for problem in check.problems:
+    for problem in problems:
         kind = DriftKind.MISSING_FILE if problem.problem == "missing" else DriftKind.MODIFIED_FILE
+        if problem.package not in locked:
+            # Not Poetry's to reinstall (the env creator's pip, an extraneous package), and pip
+            # cannot uninstall what it cannot read: a new env is what is certain to be clean.
+            fix = _RECREATE.format(sync=sync)
+        elif problem.problem == "record":
+            # pip reads RECORD to uninstall; without the .dist-info Poetry reinstalls over it.
+            dist_info = layout.shown(dist_infos[problem.package])
+            fix = f"rm -r -- {shlex.quote(dist_info)} && {sync}"
+        else:
+            fix = f"poetry run python -m pip uninstall -y {problem.package} && {sync}"
+        drifts.append(
+            Drift(kind, problem.package, problem.expected, problem.found, fix, path=problem.path)
+        )
+    return drifts
+
+
+def _unowned_drifts(scan: OwnershipScan, layout: EnvLayout, sync: str) -> list[Drift]:
+    drifts = []
+    for unowned in scan.unowned:
+        shown = layout.shown(unowned.path)
+        if unowned.remedy == ownership.RECREATE:
+            fix = _RECREATE.format(sync=sync)
+        elif unowned.remedy == ownership.MAKE_READABLE:
+            fix = f"chmod u+rx -- {shlex.quote(shown)}"
+        else:
+            # Nothing removes it for you: pip and Poetry uninstall only what RECORD lists.
+            fix = f"rm -- {shlex.quote(shown)}"
         drifts.append(
             Drift(
-                kind,
-                problem.package,
-                problem.expected,
-                problem.found,
-                f"poetry run python -m pip uninstall -y {problem.package} && poetry sync",
-                path=problem.path,
+                DriftKind.UNOWNED_FILE,
+                unowned.package,
+                "absent (no installed distribution lists it)",
+                unowned.found,
+                fix,
+                path=layout.relative(unowned.path),
             )
         )
     return drifts

@@ -1,7 +1,8 @@
 """What a conda prefix holds and what its user asked for, read from `conda-meta/` without conda.
 
 conda keeps one JSON record per installed package in `<prefix>/conda-meta/`
-(`{name}-{version}-{build}.json`, with at least `name`, `version`, `build` and `channel`), and
+(`{name}-{version}-{build}.json`, with at least `name`, `version`, `build` and `channel`, and
+`files`: the paths it installed, relative to the prefix), and
 appends every transaction to `<prefix>/conda-meta/history`:
 
     ==> 2024-05-01 10:00:00 <==
@@ -40,6 +41,7 @@ class CondaPackage:
     version: str
     build: str
     channel: str
+    files: tuple[str, ...] = ()  # what it installed, relative to the prefix
 
     @property
     def exact_spec(self) -> str:
@@ -106,11 +108,13 @@ def _read_record(path: Path) -> CondaPackage:
             )
         fields[key] = value
     channel = data.get("channel")
+    files = data.get("files")
     return CondaPackage(
         name=fields["name"].lower(),
         version=fields["version"],
         build=fields["build"],
         channel=channel if isinstance(channel, str) else "",
+        files=tuple(f for f in files if isinstance(f, str)) if isinstance(files, list) else (),
     )
 
 
