@@ -768,3 +768,165 @@ def test_an_empty_selection_copies_nothing(tmp_path: Path) -> None:
     assert result == CopyResult((), 0, 0, 0)
     assert calls == [(0, 0)]
     assert list((tmp_path / "snap").iterdir()) == []
+
+
+# --- sparse files ----------------------------------------------------------------------------
+
+GIB = 1 << 30
+
+
+def sparse(path: Path, layout: list[tuple[int, bytes]], size: int) -> Path:
+    """A file of `size` bytes holding each (offset, data) of `layout`, holes elsewhere."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as stream:
+        for offset, data in layout:
+            stream.seek(offset)
+            stream.write(data)
+        stream.truncate(size)
+    os.utime(path, ns=(OLD, OLD))
+    return path
+
+
+def allocated(path: Path) -> int:
+    return os.lstat(path).st_blocks * 512
+
+
+def sha256_of_file(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 24):
+            digest.update(chunk)
+    return digest.digest()
+
+
+def zeros_sha256(size: int) -> bytes:
+    digest = hashlib.sha256()
+    zeros = memoryview(bytes(1 << 24))
+    while size:
+        step = min(size, len(zeros))
+        digest.update(zeros[:step])
+        size -= step
+    return digest.digest()
+
+
+@pytest.fixture
+def bytes_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every byte the copier reads, counted."""
+    counts: list[int] = []
+    real_read, real_readv = os.read, os.readv
+
+    def read(fd: int, n: int) -> bytes:
+        data = real_read(fd, n)
+        counts.append(len(data))
+        return data
+
+    def readv(fd: int, buffers: list[memoryview]) -> int:
+        n = real_readv(fd, buffers)
+        counts.append(n)
+        return n
+
+    monkeypatch.setattr(os, "read", read)
+    monkeypatch.setattr(os, "readv", readv)
+    return counts
+
+
+def test_a_file_of_holes_costs_no_disk_and_is_not_read(
+    tmp_path: Path, bytes_read: list[int]
+) -> None:
+    size = 2 * GIB + 12345
+    hollow = sparse(tmp_path / "project/hollow.img", [], size)
+    assert allocated(hollow) == 0
+    result = copy(select_tree(tmp_path / "project"), tmp_path / "snap")
+    held = tmp_path / "snap/hollow.img"
+    assert held.stat().st_size == size
+    assert allocated(held) == 0
+    assert sum(bytes_read) == 0
+    [record] = result.files
+    assert (record.size, record.sha256) == (size, zeros_sha256(size))  # a dense copy's digest
+
+
+def test_data_and_holes_are_copied_exactly_and_stay_holes(
+    tmp_path: Path, bytes_read: list[int]
+) -> None:
+    head, middle, tail = os.urandom(copier._CHUNK + 3), os.urandom(70_000), os.urandom(5000)
+    root = tmp_path / "project"
+    files = {
+        # data, a hole, data, a hole, data, and a hole at the end (only the size says so)
+        "big.img": sparse(
+            root / "big.img",
+            [(0, head), (64 << 20, middle), (200 << 20, tail)],
+            300 << 20,
+        ),
+        # below the size that gets a pool task of its own: still sparse
+        "small.img": sparse(root / "small.img", [(0, b"x" * 4096), (512 << 10, b"y")], 900 << 10),
+        "dense.bin": write(root / "dense.bin", os.urandom(3 * copier._CHUNK), 0o644, OLD),
+    }
+    result = copy(select_tree(root), tmp_path / "snap")
+    assert_same_tree(root, tmp_path / "snap")  # byte for byte, modes, mtimes
+    by_path = {f.path: f for f in result.files}
+    for name, path in files.items():
+        held = tmp_path / "snap" / name
+        assert allocated(held) <= allocated(path), name
+        assert by_path[name].sha256 == sha256_of_file(held) == sha256_of_file(path), name
+    assert allocated(tmp_path / "snap/big.img") < 8 << 20
+    data = len(head) + len(middle) + len(tail) + 4097 + 3 * copier._CHUNK
+    assert sum(bytes_read) < data + (4 << 20)  # the holes were not read (blocks round data up)
+
+
+def test_a_sparse_file_is_hashed_without_its_holes_then_linked(
+    tmp_path: Path, bytes_read: list[int]
+) -> None:
+    root = tmp_path / "project"
+    path = sparse(root / "disk.img", [(1 << 30, b"data")], GIB + (1 << 20))
+    first = copy(select_tree(root), tmp_path / "one")
+    os.utime(path, ns=(OLD, OLD))  # a new ctime: the source is hashed again, not trusted
+    bytes_read.clear()
+    second = copy(select_tree(root), tmp_path / "two", link_base=link_base(first, tmp_path / "one"))
+    assert second.files_linked == 1
+    assert sum(bytes_read) < 1 << 20
+    assert second.files[0].sha256 == first.files[0].sha256 == sha256_of_file(path)
+
+
+def test_clone_keeps_holes_and_the_hash_skips_them(
+    tmp_path: Path, bytes_read: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FICLONE (here a stand-in that copies the extents, as btrfs or XFS share them)."""
+    import fcntl
+
+    def clone(fd: int, request: int, source: int) -> int:
+        assert request == copier._FICLONE
+        size = os.fstat(source).st_size
+        position = 0
+        while True:
+            try:
+                position = os.lseek(source, position, os.SEEK_DATA)
+            except OSError:
+                break
+            end = os.lseek(source, position, os.SEEK_HOLE)
+            os.pwrite(fd, os.pread(source, end - position, position), position)
+            position = end
+        os.ftruncate(fd, size)
+        return 0
+
+    monkeypatch.setattr(fcntl, "ioctl", clone)
+    root = tmp_path / "project"
+    path = sparse(root / "disk.img", [(0, b"a" * 5000), (GIB, b"b" * 5000)], GIB + 5000)
+    result = copy(select_tree(root), tmp_path / "snap")
+    assert allocated(tmp_path / "snap/disk.img") <= allocated(path)
+    assert sum(bytes_read) < 1 << 20
+    assert (
+        result.files[0].sha256 == sha256_of_file(path) == sha256_of_file(tmp_path / "snap/disk.img")
+    )
+
+
+def test_server_side_copy_is_not_used_for_sparse_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """copy_file_range may fill holes (its generic fallback reads and writes zeros)."""
+    monkeypatch.setattr(copier, "_filesystem_type", lambda path: "nfs4")
+    monkeypatch.setattr(os, "copy_file_range", None)  # any call fails the test
+    root = tmp_path / "project"
+    path = sparse(root / "disk.img", [(0, b"a" * 5000)], 64 << 20)
+    result = copy(select_tree(root), tmp_path / "snap")
+    assert allocated(tmp_path / "snap/disk.img") <= allocated(path)
+    assert result.files[0].sha256 == sha256_of_file(path)

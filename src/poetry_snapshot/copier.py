@@ -41,6 +41,12 @@ What no stat can show: a change made in the microseconds between the check of th
 copy and the link (the link then sets ctime again), and on kernels with coarse ctimes, one
 within the same clock tick as this snapshot's last change to a file.
 
+A sparse file (fewer allocated blocks than its size) is copied segment by segment with
+SEEK_DATA/SEEK_HOLE, holes left unwritten, and hashed over its whole logical content, holes as
+zeros hashed from a shared zero buffer: the digest is a dense copy's, the disk use the source's.
+A clone (FICLONE) keeps holes by itself; copy_file_range is not used for sparse files, since a
+server-side copy may fill them.
+
 Directories are created first and given their modes and mtimes last, deepest first, because
 creating an entry changes its directory's mtime and a read-only mode would stop the copy.
 
@@ -53,6 +59,7 @@ pass. On XFS, cloning and hashing 400 MB of large files took 0.2 s, all of it ha
 from __future__ import annotations
 
 import errno
+import functools
 import gc
 import hashlib
 import os
@@ -134,6 +141,7 @@ _CREATE = (
     | getattr(os, "O_CLOEXEC", 0)
 )
 _UTIME_SYMLINKS = os.utime in os.supports_follow_symlinks
+_SEEK_HOLES = hasattr(os, "SEEK_DATA") and hasattr(os, "SEEK_HOLE")
 
 
 class SourceEntry(Protocol):
@@ -522,7 +530,7 @@ class _Copier:
                 )
             previous = self._previous(entry, st.st_size, st.st_mtime_ns)
             mode = stat.S_IMODE(st.st_mode)
-            if st.st_size < _LARGE:
+            if st.st_size < _LARGE and not _is_sparse(st):
                 data = _read_small(source, st.st_size, path)
                 digest = hashlib.sha256(data).digest()
                 if previous is not None and digest == previous.sha256:
@@ -633,7 +641,7 @@ class _Copier:
     def _copy_large(
         self, source: int, path: str, st: os.stat_result, meter: _Meter
     ) -> tuple[bytes, int, os.stat_result]:
-        """Copy and hash a large file: digest, size, and the copy's last fstat."""
+        """Copy and hash a large or sparse file: digest, size, and the copy's last fstat."""
         destination = self.destination + path
         mode = stat.S_IMODE(st.st_mode)
         try:
@@ -663,7 +671,7 @@ class _Copier:
                 self.can_clone = False  # the whole destination is one filesystem: stop trying
             else:
                 return self._hash_after_offload(source, fd, path, st, meter)
-        if self.server_side_copy:
+        if self.server_side_copy and not _is_sparse(st):  # it may fill the holes
             copied = 0
             try:
                 while copied < st.st_size:
@@ -708,6 +716,8 @@ class _Copier:
     ) -> tuple[bytes, int]:
         """Read the source from its start to its end, hash it, and write it to `fd` unless
         None: the digest of exactly what was written, and its size."""
+        if _is_sparse(st):
+            return self._sparse_pass(source, fd, path, st.st_size, meter)
         hasher = hashlib.sha256()
         view = self._buffer()
         size = 0
@@ -721,6 +731,41 @@ class _Copier:
                 _write_all(fd, chunk, path)
             size += n
             meter.chunk(n)
+
+    def _sparse_pass(
+        self, source: int, fd: int | None, path: str, size: int, meter: _Meter
+    ) -> tuple[bytes, int]:
+        """`_pass` of a file with holes: only its data segments are read (and written, at their
+        offsets); holes hash as zeros, unread, and stay holes in `fd` (ftruncate'd to the end).
+        Whatever the source does meanwhile, the digest is of what `fd` then holds."""
+        hasher = hashlib.sha256()
+        view = self._buffer()
+        position = 0
+        while position < size:
+            data, hole = _next_data(source, position, size, path)
+            _hash_zeros(hasher, data - position, meter)
+            position = data
+            if position < hole:
+                _seek(source, position, path, _source_error)
+                if fd is not None:
+                    _seek(fd, position, path, _destination_error)
+            while position < hole:
+                n = _read_into(source, view[: min(len(view), hole - position)], path)
+                if not n:
+                    size = hole = position  # the source shrank meanwhile: it ends here
+                    break
+                chunk = view[:n]
+                hasher.update(chunk)
+                if fd is not None:
+                    _write_all(fd, chunk, path)
+                position += n
+                meter.chunk(n)
+        if fd is not None:
+            try:
+                os.ftruncate(fd, size)
+            except OSError as e:
+                raise _destination_error(path, e) from None
+        return hasher.digest(), size
 
     def _buffer(self) -> memoryview:
         buffer: memoryview | None = getattr(self._buffers, "view", None)
@@ -774,6 +819,50 @@ def _read_into(fd: int, view: memoryview, path: str) -> int:
         return os.readv(fd, [view])
     except OSError as e:
         raise _source_error(path, e) from None
+
+
+def _is_sparse(st: os.stat_result) -> bool:
+    """Fewer blocks allocated than the size needs: holes (or compression) to keep."""
+    return _SEEK_HOLES and st.st_blocks * 512 < st.st_size
+
+
+def _next_data(source: int, position: int, size: int, path: str) -> tuple[int, int]:
+    """The next data segment at or after `position`, as (start, end), both at most `size`;
+    (size, size) when only a hole is left."""
+    try:
+        data = os.lseek(source, position, os.SEEK_DATA)
+        if data >= size:
+            return size, size
+        # At least one byte on: a segment that became a hole meanwhile still moves on.
+        return data, max(data + 1, min(size, os.lseek(source, data, os.SEEK_HOLE)))
+    except OSError as e:
+        if e.errno == errno.ENXIO:
+            return size, size  # no data after `position`: a hole, or the file shrank
+        if e.errno in _NO_CLONE:
+            return position, size  # no hole information here: read it all
+        raise _source_error(path, e) from None
+
+
+@functools.cache
+def _zeros() -> memoryview:
+    # calloc'd and never written: reading it maps the kernel's zero page, not new memory.
+    return memoryview(bytes(_CHUNK))
+
+
+def _hash_zeros(hasher: hashlib._Hash, n: int, meter: _Meter) -> None:
+    zeros = _zeros()
+    while n > 0:
+        step = min(n, len(zeros))
+        hasher.update(zeros[:step])
+        n -= step
+        meter.chunk(step)
+
+
+def _seek(fd: int, position: int, path: str, error: Callable[[str, OSError], CopyError]) -> None:
+    try:
+        os.lseek(fd, position, os.SEEK_SET)
+    except OSError as e:
+        raise error(path, e) from None
 
 
 def _write_all(fd: int, data: bytes | memoryview, path: str) -> None:

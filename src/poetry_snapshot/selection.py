@@ -98,6 +98,7 @@ class SelectedEntry(NamedTuple):
     inode: int
     device: int
     link_target: str | None  # os.readlink of a symlink, else None
+    blocks: int  # st_blocks, 512-byte units allocated: fewer than the size needs when sparse
 
 
 @dataclass(frozen=True)
@@ -895,6 +896,7 @@ class _Collector:
                 st.st_ino,
                 ints.setdefault(st.st_dev, st.st_dev),
                 target,
+                ints.setdefault(st.st_blocks, st.st_blocks),
             )
         )
 
