@@ -72,6 +72,7 @@ from concurrent.futures import Future
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING
 from typing import NamedTuple
 from typing import Protocol
@@ -235,7 +236,6 @@ def copy_selection(
     """
     entries = selection.entries
     copier = _Copier(selection.root, destination, link_base)
-    directories = copier.make_directories(entries)
     results: list[CopiedFile | None] = [None] * len(entries)
     total = sum(e.size for e in entries if e.kind == "file")
     if workers is None:
@@ -249,9 +249,15 @@ def copy_selection(
     gc.disable()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="snapshot-copy")
     try:
-        futures = [
-            pool.submit(copier.copy_batch, entries, batch, results) for batch in _batches(entries)
-        ]
+        # Each batch starts as soon as its directories exist: the pool links or copies while
+        # this thread makes the next ones (mkdir is a fifth of a --link copy's time, measured).
+        futures = []
+        for batch in _batches(entries):
+            if copier.stop.is_set():
+                break  # a batch failed: _wait raises its error
+            for i in batch:
+                copier.make_parents(entries[i].path)
+            futures.append(pool.submit(copier.copy_batch, entries, batch, results))
         _wait(futures, copier, total, progress)
     except BaseException:
         copier.stop.set()  # running batches end at their next file or chunk
@@ -261,7 +267,7 @@ def copy_selection(
         if collecting:
             gc.enable()
     pool.shutdown(wait=True)
-    copier.finish_directories(directories)
+    copier.finish_directories()
     if progress is not None:
         progress(total, total)
     files = tuple(f for f in results if f is not None)
@@ -348,44 +354,41 @@ class _Copier:
         self._buffers = threading.local()
         self.done_bytes = 0
         self.bytes_copied = 0
+        # Directories made so far; only the calling thread makes them.
+        self._made: set[str] = set()
+        self._directories: list[_Directory] = []
 
     # --- directories ---------------------------------------------------------------------
 
-    def make_directories(self, entries: Sequence[SourceEntry]) -> list[_Directory]:
-        """Create every parent directory of `entries`, owner-writable until the copy ends."""
-        seen: set[str] = set()
-        paths: list[str] = []
-        for entry in entries:
-            parent = entry.path.rpartition("/")[0]
-            while parent and parent not in seen:
-                seen.add(parent)
-                paths.append(parent)
-                parent = parent.rpartition("/")[0]
-        paths.sort()  # parents before their children
-        directories = []
-        for path in paths:
-            source = self.source + path
-            try:
-                st = os.lstat(source)
-            except OSError as e:
-                raise _source_error(path, e) from None
-            if not stat.S_ISDIR(st.st_mode):
-                raise CopyError(
-                    f"{quoted(path)} in the project is no longer a directory.",
-                    "Something changed the project during the copy; run again when it is quiet.",
-                )
-            try:
-                os.mkdir(self.destination + path, 0o700)
-            except OSError as e:
-                raise _destination_error(path, e) from None
-            directories.append(
-                _Directory(path, stat.S_IMODE(st.st_mode), st.st_atime_ns, st.st_mtime_ns)
+    def make_parents(self, path: str) -> None:
+        """Create the directories above `path` not made yet, parents first, owner-writable
+        until the copy ends."""
+        parent = path.rpartition("/")[0]
+        if not parent or parent in self._made:
+            return
+        self.make_parents(parent)
+        try:
+            st = os.lstat(self.source + parent)
+        except OSError as e:
+            raise _source_error(parent, e) from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise CopyError(
+                f"{quoted(parent)} in the project is no longer a directory.",
+                "Something changed the project during the copy; run again when it is quiet.",
             )
-        return directories
+        try:
+            os.mkdir(self.destination + parent, 0o700)
+        except OSError as e:
+            raise _destination_error(parent, e) from None
+        self._made.add(parent)
+        self._directories.append(
+            _Directory(parent, stat.S_IMODE(st.st_mode), st.st_atime_ns, st.st_mtime_ns)
+        )
 
-    def finish_directories(self, directories: Sequence[_Directory]) -> None:
+    def finish_directories(self) -> None:
         """Give directories their source's mode and times, deepest first."""
-        for directory in reversed(directories):
+        self._directories.sort(key=attrgetter("path"))  # parents before their children
+        for directory in reversed(self._directories):
             target = self.destination + directory.path
             try:
                 if directory.mode != 0o700:
