@@ -1,5 +1,5 @@
 """The copy engine against `cp -a`: a cold copy, a `--link` copy after 1% of the files changed,
-the disk that second copy costs, and peak memory at 100,000 files.
+the disk that second copy costs, a sparse file, and peak memory at 100,000 files.
 
     python benchmarks/bench_copy.py [--runs N] [--keep]
 
@@ -39,6 +39,9 @@ BIG_FILES = 3
 BIG_SIZE = 50 << 20
 MEMORY_FILES = 100_000
 CHANGED = 0.01
+# A disk image as a project may hold one: 2 GiB, of which 2 MiB are data, the rest holes.
+SPARSE_SIZE = 2 << 30
+SPARSE_DATA = ((0, 1 << 20), (1 << 30, 1 << 20))
 # Sources are old, as in a real project: only files the benchmark changes are recent.
 SOURCE_MTIME_NS = 1_700_000_000 * 10**9
 
@@ -74,6 +77,24 @@ def generate(root: Path, files: int, big: int, sizes: tuple[int, int], seed: int
             for _ in range(BIG_SIZE >> 20):
                 stream.write(rng.randbytes(1 << 20))
         os.utime(path, ns=(SOURCE_MTIME_NS, SOURCE_MTIME_NS))
+    stamp.write_text(recipe)
+
+
+def generate_sparse(root: Path) -> None:
+    """One sparse file, SPARSE_DATA as data, holes elsewhere; reused while it is the same."""
+    recipe = f"{SPARSE_SIZE} {SPARSE_DATA} v1"
+    stamp = root.parent / f".{root.name}.recipe"
+    if root.is_dir() and stamp.exists() and stamp.read_text() == recipe:
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    rng = random.Random(3)
+    with open(root / "disk.img", "wb") as stream:
+        for offset, size in SPARSE_DATA:
+            stream.seek(offset)
+            stream.write(rng.randbytes(size))
+        stream.truncate(SPARSE_SIZE)
+    os.utime(root / "disk.img", ns=(SOURCE_MTIME_NS, SOURCE_MTIME_NS))
     stamp.write_text(recipe)
 
 
@@ -260,6 +281,28 @@ def measure_linked(root: Path, runs: Runs, count: int) -> Linked:
     return Linked(cp, ours, links, extra, changed, directories, 100 * directory_disk / tree_bytes)
 
 
+class Sparse(NamedTuple):
+    cp: list[Timing]
+    ours: list[Timing]
+    cp_disk: int  # allocated bytes of cp -a's copy
+    our_disk: int
+    source_disk: int
+
+
+def measure_sparse(root: Path, runs: Runs, count: int) -> Sparse:
+    """cp -a (which keeps holes: --sparse=auto) against the copier on one sparse file. The
+    copier also hashes the file's whole logical content, zeros included, for the manifest."""
+    tree = select(root)
+    cp, ours = [], []
+    cp_copy = our_copy = root
+    for _ in range(count):
+        cp_copy = runs.next("sparse-cp")
+        cp.append(timed(cp_a, root, cp_copy))
+        our_copy = runs.next("sparse-copier")
+        ours.append(timed(copy_into, tree, our_copy))
+    return Sparse(cp, ours, disk_bytes(cp_copy), disk_bytes(our_copy), disk_bytes(root))
+
+
 MEMORY_CHILD = """
 import os, sys, time
 sys.path.insert(0, {root!r})
@@ -331,6 +374,8 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     source = work / "tree"
     generate(source, SMALL_FILES, BIG_FILES, (200, 8192), seed=1)
+    sparse_tree = work / "tree-sparse"
+    generate_sparse(sparse_tree)
     memory_tree = work / "tree-100k"
     generate(memory_tree, MEMORY_FILES, 0, (20, 400), seed=2)
     runs = Runs(work / "runs")
@@ -340,6 +385,7 @@ def main() -> int:
         selection_seconds = min(timed(select, source).wall for _ in range(3))
         cp_cold, ours_cold, cp_hash = measure_cold(tree, runs, args.runs)
         linked = measure_linked(source, runs, args.runs)
+        sparse = measure_sparse(sparse_tree, runs, min(args.runs, 3))
         warm(memory_tree)
         memory = {
             "bare python": measure_memory(memory_tree, runs, False, False),
@@ -401,6 +447,18 @@ def main() -> int:
     print(
         f"| of which its {linked.directories} directories, which links cannot share"
         f" | {linked.directory_percent:.2f}% of the tree | | | | | | |"
+    )
+    ratio = median(sparse.ours) / median(sparse.cp)
+    print(
+        f"| copy_selection, one {SPARSE_SIZE >> 30} GiB sparse file"
+        f" ({sum(n for _, n in SPARSE_DATA) >> 20} MiB of data)"
+        f" | {median(sparse.ours):.2f} s | {median(sparse.ours, 'cpu'):.2f} s"
+        f" | cp -a | {median(sparse.cp):.2f} s | {median(sparse.cp, 'cpu'):.2f} s | {ratio:.0f}×"
+        f" | (hashes {SPARSE_SIZE >> 30} GiB, holes as zeros) |"
+    )
+    print(
+        f"| disk of that copy | {sparse.our_disk >> 10} KiB | | cp -a"
+        f" | {sparse.cp_disk >> 10} KiB | | | (source: {sparse.source_disk >> 10} KiB) |"
     )
     for label, mib in memory.items():
         goal = ""

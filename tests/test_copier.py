@@ -101,6 +101,7 @@ def write(path: Path, data: bytes, mode: int = 0o644, mtime_ns: int | None = Non
 
 HOUR = 3600 * 10**9
 OLD = time.time_ns() - 24 * HOUR  # well before any LinkBase.created_ns - RACY_NS
+NOW = time.time_ns() + HOUR  # a LinkBase.created_ns that trusts every source's signature
 
 
 def copy(tree: Tree, destination: Path, **options: object) -> CopyResult:
@@ -401,7 +402,10 @@ def test_link_rehashes_files_too_recent_to_trust(project: Path, tmp_path: Path) 
         os.utime(project / name, ns=(mtime, mtime))
         os.utime(tmp_path / "one" / name, ns=(mtime, mtime))
         current = os.lstat(project / name)
-        stale[name] = stale[name]._replace(mtime_ns=mtime, ctime_ns=current.st_ctime_ns)
+        held = os.lstat(tmp_path / "one" / name)  # as if the previous snapshot had set it
+        stale[name] = stale[name]._replace(
+            mtime_ns=mtime, ctime_ns=current.st_ctime_ns, copy_ctime_ns=held.st_ctime_ns
+        )
     base = LinkBase(tmp_path / "one", stale, created)
     second = copy(select_tree(project), tmp_path / "two", link_base=base)
     by_path = {f.path: f for f in second.files}
@@ -429,6 +433,145 @@ def test_link_skips_a_previous_copy_that_was_modified(project: Path, tmp_path: P
         assert not by_path[name].linked
     assert second.files_linked == 39
     assert_same_contents(project, tmp_path / "two")
+
+
+def tamper_in_place(path: Path) -> None:
+    """Other bytes of the same size, mtime set back: only the inode's ctime still tells."""
+    before = path.stat()
+    path.chmod(0o644)
+    data = path.read_bytes()
+    with open(path, "r+b") as stream:
+        stream.write(bytes(b ^ 0xFF for b in data[:16]))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ino,
+    )
+
+
+def test_link_never_shares_a_previous_copy_modified_in_place(project: Path, tmp_path: Path) -> None:
+    first = copy(select_tree(project), tmp_path / "one")
+    tamper_in_place(tmp_path / "one/pkg/m7.py")  # source unchanged: its digest is trusted unread
+    tamper_in_place(tmp_path / "one/big.bin")  # a large file, same path
+    source = project / "pkg/m8.py"  # source rewritten with the same bytes: read and hashed
+    write(source, source.read_bytes(), 0o644, OLD + 8)
+    tamper_in_place(tmp_path / "one/pkg/m8.py")
+    second = copy(
+        select_tree(project), tmp_path / "two", link_base=link_base(first, tmp_path / "one")
+    )
+    by_path = {f.path: f for f in second.files}
+    for name in ("pkg/m7.py", "pkg/m8.py", "big.bin"):
+        held = (tmp_path / "two" / name).read_bytes()
+        assert held == (project / name).read_bytes(), name
+        assert by_path[name].sha256 == hashlib.sha256(held).digest(), name
+        assert not by_path[name].linked, name
+    assert second.files_linked == 39
+    assert_same_contents(project, tmp_path / "two")
+
+
+def assert_copy_records_are_current(result: CopyResult, root: Path) -> None:
+    """Each file's copy signature is its copy's lstat now: taken after the last change."""
+    for f in result.files:
+        if f.kind == "file":
+            st = os.lstat(root / f.path)
+            assert (f.copy_ctime_ns, f.copy_inode, f.copy_device) == (
+                st.st_ctime_ns,
+                st.st_ino,
+                st.st_dev,
+            ), f.path
+        else:
+            assert (f.copy_ctime_ns, f.copy_inode, f.copy_device) == (None, None, None)
+
+
+def test_each_snapshot_records_its_copies_as_it_left_them(source: Path, tmp_path: Path) -> None:
+    (source / "frozen.txt").chmod(0o644)  # a second snapshot links it and makes it read-only
+    first = copy(select_tree(source), tmp_path / "one")
+    assert_copy_records_are_current(first, tmp_path / "one")
+    second = copy(
+        select_tree(source), tmp_path / "two", link_base=link_base(first, tmp_path / "one")
+    )
+    assert second.files_linked == len([f for f in second.files if f.kind == "file"])
+    assert_copy_records_are_current(second, tmp_path / "two")
+
+
+def test_three_successive_link_snapshots_share_the_first_copies(
+    project: Path, tmp_path: Path
+) -> None:
+    results = [copy(select_tree(project), tmp_path / "s0")]
+    for n in (1, 2):
+        base = link_base(results[-1], tmp_path / f"s{n - 1}")
+        results.append(copy(select_tree(project), tmp_path / f"s{n}", link_base=base))
+    third = results[2]
+    files = [f for f in third.files if f.kind == "file"]
+    assert third.files_linked == len(files) == 42
+    for f in files:
+        assert (tmp_path / "s2" / f.path).stat().st_ino == (tmp_path / "s0" / f.path).stat().st_ino
+        assert f.sha256 == hashlib.sha256((tmp_path / "s2" / f.path).read_bytes()).digest()
+    assert_copy_records_are_current(third, tmp_path / "s2")
+
+
+def test_a_base_another_snapshot_linked_from_meanwhile_is_copied(
+    project: Path, tmp_path: Path
+) -> None:
+    """Two --link snapshots from the same base (concurrent runs): the second sees the ctimes
+    the first one's links left and copies; no record describes bytes it does not hold."""
+    first = copy(select_tree(project), tmp_path / "one")
+    base = link_base(first, tmp_path / "one")
+    second = copy(select_tree(project), tmp_path / "two", link_base=base)
+    assert second.files_linked == 42
+    third = copy(select_tree(project), tmp_path / "three", link_base=base)
+    assert third.files_linked == 0
+    for f in third.files:
+        if f.kind == "file":
+            held = (tmp_path / "three" / f.path).read_bytes()
+            assert f.sha256 == hashlib.sha256(held).digest()
+            assert held == (project / f.path).read_bytes()
+
+
+def test_records_without_a_copy_signature_are_never_linked(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manifest written before copy signatures were recorded proves nothing about its copies."""
+    first = copy(select_tree(project), tmp_path / "one")
+    old = {
+        f.path: f._replace(copy_ctime_ns=None, copy_inode=None, copy_device=None)
+        for f in first.files
+    }
+    monkeypatch.setattr(os, "link", None)  # any attempt to link fails the test
+    second = copy(
+        select_tree(project), tmp_path / "two", link_base=LinkBase(tmp_path / "one", old, NOW)
+    )
+    assert second.files_linked == 0
+    assert_same_contents(project, tmp_path / "two")
+
+
+def test_a_previous_copy_replaced_while_linking_is_not_kept(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Swapped for another file between the check and the link: the new link is undone."""
+    first = copy(select_tree(project), tmp_path / "one")
+    real_link = os.link
+
+    def swap_first(src: str, dst: str) -> None:
+        if src.endswith("m9.py"):
+            old = Path(src)
+            st = old.stat()
+            other = write(old.with_name("other"), bytes(st.st_size), 0o444, st.st_mtime_ns)
+            os.replace(other, old)  # made while the old inode lives: another inode number
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", swap_first)
+    second = copy(
+        select_tree(project), tmp_path / "two", link_base=link_base(first, tmp_path / "one")
+    )
+    swapped = next(f for f in second.files if f.path == "pkg/m9.py")
+    assert not swapped.linked
+    held = (tmp_path / "two/pkg/m9.py").read_bytes()
+    assert held == (project / "pkg/m9.py").read_bytes()
+    assert swapped.sha256 == hashlib.sha256(held).digest()
+    assert second.files_linked == 41
 
 
 def test_link_across_filesystems_falls_back_to_copying(
@@ -594,16 +737,25 @@ def test_one_failure_stops_the_other_workers(
     for i in range(2000):
         write(root / f"d{i % 10}/f{i}", b"x" * 100)
     tree = select_tree(root)
-    (root / "d0/f0").unlink()  # in the first batch
+    (root / "d0/f0").unlink()  # the first file of the first batch
+    real_file = copier._Copier._file
+
+    def after_the_failure(self: copier._Copier, entry: Entry, meter: copier._Meter) -> object:
+        if entry.path != "d0/f0":
+            self.stop.wait(timeout=60)  # every other file waits until the failure is in
+        return real_file(self, entry, meter)
+
+    monkeypatch.setattr(copier._Copier, "_file", after_the_failure)
     with pytest.raises(CopyError):
         copy(tree, tmp_path / "snap", workers=4)
     copied = sum(len(files) for _, _, files in os.walk(tmp_path / "snap"))
-    assert copied < 2000
+    # Each of the 3 other workers ends its batch after the file it held when the copy failed.
+    assert copied <= 3
 
 
 def test_copied_file_is_small() -> None:
     """100,000 records must fit in little memory: a plain tuple, no per-instance dict."""
-    record = CopiedFile("a", "file", 1, 0o644, 2, b"\0" * 32, None, False, 3, 4, 5)
+    record = CopiedFile("a", "file", 1, 0o644, 2, b"\0" * 32, None, False, 3, 4, 5, 6, 7, 8)
     assert not hasattr(record, "__dict__")
 
 
@@ -616,3 +768,165 @@ def test_an_empty_selection_copies_nothing(tmp_path: Path) -> None:
     assert result == CopyResult((), 0, 0, 0)
     assert calls == [(0, 0)]
     assert list((tmp_path / "snap").iterdir()) == []
+
+
+# --- sparse files ----------------------------------------------------------------------------
+
+GIB = 1 << 30
+
+
+def sparse(path: Path, layout: list[tuple[int, bytes]], size: int) -> Path:
+    """A file of `size` bytes holding each (offset, data) of `layout`, holes elsewhere."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as stream:
+        for offset, data in layout:
+            stream.seek(offset)
+            stream.write(data)
+        stream.truncate(size)
+    os.utime(path, ns=(OLD, OLD))
+    return path
+
+
+def allocated(path: Path) -> int:
+    return os.lstat(path).st_blocks * 512
+
+
+def sha256_of_file(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 24):
+            digest.update(chunk)
+    return digest.digest()
+
+
+def zeros_sha256(size: int) -> bytes:
+    digest = hashlib.sha256()
+    zeros = memoryview(bytes(1 << 24))
+    while size:
+        step = min(size, len(zeros))
+        digest.update(zeros[:step])
+        size -= step
+    return digest.digest()
+
+
+@pytest.fixture
+def bytes_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every byte the copier reads, counted."""
+    counts: list[int] = []
+    real_read, real_readv = os.read, os.readv
+
+    def read(fd: int, n: int) -> bytes:
+        data = real_read(fd, n)
+        counts.append(len(data))
+        return data
+
+    def readv(fd: int, buffers: list[memoryview]) -> int:
+        n = real_readv(fd, buffers)
+        counts.append(n)
+        return n
+
+    monkeypatch.setattr(os, "read", read)
+    monkeypatch.setattr(os, "readv", readv)
+    return counts
+
+
+def test_a_file_of_holes_costs_no_disk_and_is_not_read(
+    tmp_path: Path, bytes_read: list[int]
+) -> None:
+    size = 2 * GIB + 12345
+    hollow = sparse(tmp_path / "project/hollow.img", [], size)
+    assert allocated(hollow) == 0
+    result = copy(select_tree(tmp_path / "project"), tmp_path / "snap")
+    held = tmp_path / "snap/hollow.img"
+    assert held.stat().st_size == size
+    assert allocated(held) == 0
+    assert sum(bytes_read) == 0
+    [record] = result.files
+    assert (record.size, record.sha256) == (size, zeros_sha256(size))  # a dense copy's digest
+
+
+def test_data_and_holes_are_copied_exactly_and_stay_holes(
+    tmp_path: Path, bytes_read: list[int]
+) -> None:
+    head, middle, tail = os.urandom(copier._CHUNK + 3), os.urandom(70_000), os.urandom(5000)
+    root = tmp_path / "project"
+    files = {
+        # data, a hole, data, a hole, data, and a hole at the end (only the size says so)
+        "big.img": sparse(
+            root / "big.img",
+            [(0, head), (64 << 20, middle), (200 << 20, tail)],
+            300 << 20,
+        ),
+        # below the size that gets a pool task of its own: still sparse
+        "small.img": sparse(root / "small.img", [(0, b"x" * 4096), (512 << 10, b"y")], 900 << 10),
+        "dense.bin": write(root / "dense.bin", os.urandom(3 * copier._CHUNK), 0o644, OLD),
+    }
+    result = copy(select_tree(root), tmp_path / "snap")
+    assert_same_tree(root, tmp_path / "snap")  # byte for byte, modes, mtimes
+    by_path = {f.path: f for f in result.files}
+    for name, path in files.items():
+        held = tmp_path / "snap" / name
+        assert allocated(held) <= allocated(path), name
+        assert by_path[name].sha256 == sha256_of_file(held) == sha256_of_file(path), name
+    assert allocated(tmp_path / "snap/big.img") < 8 << 20
+    data = len(head) + len(middle) + len(tail) + 4097 + 3 * copier._CHUNK
+    assert sum(bytes_read) < data + (4 << 20)  # the holes were not read (blocks round data up)
+
+
+def test_a_sparse_file_is_hashed_without_its_holes_then_linked(
+    tmp_path: Path, bytes_read: list[int]
+) -> None:
+    root = tmp_path / "project"
+    path = sparse(root / "disk.img", [(1 << 30, b"data")], GIB + (1 << 20))
+    first = copy(select_tree(root), tmp_path / "one")
+    os.utime(path, ns=(OLD, OLD))  # a new ctime: the source is hashed again, not trusted
+    bytes_read.clear()
+    second = copy(select_tree(root), tmp_path / "two", link_base=link_base(first, tmp_path / "one"))
+    assert second.files_linked == 1
+    assert sum(bytes_read) < 1 << 20
+    assert second.files[0].sha256 == first.files[0].sha256 == sha256_of_file(path)
+
+
+def test_clone_keeps_holes_and_the_hash_skips_them(
+    tmp_path: Path, bytes_read: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FICLONE (here a stand-in that copies the extents, as btrfs or XFS share them)."""
+    import fcntl
+
+    def clone(fd: int, request: int, source: int) -> int:
+        assert request == copier._FICLONE
+        size = os.fstat(source).st_size
+        position = 0
+        while True:
+            try:
+                position = os.lseek(source, position, os.SEEK_DATA)
+            except OSError:
+                break
+            end = os.lseek(source, position, os.SEEK_HOLE)
+            os.pwrite(fd, os.pread(source, end - position, position), position)
+            position = end
+        os.ftruncate(fd, size)
+        return 0
+
+    monkeypatch.setattr(fcntl, "ioctl", clone)
+    root = tmp_path / "project"
+    path = sparse(root / "disk.img", [(0, b"a" * 5000), (GIB, b"b" * 5000)], GIB + 5000)
+    result = copy(select_tree(root), tmp_path / "snap")
+    assert allocated(tmp_path / "snap/disk.img") <= allocated(path)
+    assert sum(bytes_read) < 1 << 20
+    assert (
+        result.files[0].sha256 == sha256_of_file(path) == sha256_of_file(tmp_path / "snap/disk.img")
+    )
+
+
+def test_server_side_copy_is_not_used_for_sparse_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """copy_file_range may fill holes (its generic fallback reads and writes zeros)."""
+    monkeypatch.setattr(copier, "_filesystem_type", lambda path: "nfs4")
+    monkeypatch.setattr(os, "copy_file_range", None)  # any call fails the test
+    root = tmp_path / "project"
+    path = sparse(root / "disk.img", [(0, b"a" * 5000)], 64 << 20)
+    result = copy(select_tree(root), tmp_path / "snap")
+    assert allocated(tmp_path / "snap/disk.img") <= allocated(path)
+    assert result.files[0].sha256 == sha256_of_file(path)

@@ -228,6 +228,7 @@ def test_both_backends_give_identical_selections(project: Path, git_home: Path) 
         st.st_ino,
         st.st_dev,
         None,
+        st.st_blocks,
     )
 
 
@@ -875,7 +876,7 @@ def test_more_than_a_gibibyte_is_too_big(project: Path) -> None:
 
 
 def test_more_than_fifty_thousand_files_is_too_big(project: Path) -> None:
-    entry = SelectedEntry("f", "file", 1, 0o644, 0, 0, 0, 0, None)
+    entry = SelectedEntry("f", "file", 1, 0o644, 0, 0, 0, 0, None, 8)
     at_limit = Selection(project, "filesystem", (entry,) * TOO_BIG_FILES, (), ())
     assert not at_limit.too_big()
     over = Selection(project, "filesystem", (entry,) * (TOO_BIG_FILES + 1), (), ())

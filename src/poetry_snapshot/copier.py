@@ -6,11 +6,46 @@ where the filesystem can clone (FICLONE: btrfs, XFS, bcachefs, ZFS 2.2) or copy 
 the source is read once more, only to hash it. Small files are batched per pool task so the
 pool's per-task cost stays off them; large ones get a task each and are scheduled first.
 
-With `link_base` (`--link`), a file whose size, mtime and content equal the previous
-snapshot's copy becomes a hard link to that copy, made read-only so that editing one snapshot
-cannot change another. As in git's index, a file whose stat signature (size, mtime, ctime,
-inode, device) equals the previous record is taken as unchanged without reading it, unless
-its mtime is too close to when the previous snapshot was taken to be trusted ("racy").
+Every regular file's record holds two stat signatures, for two different rules:
+
+- The source's (size, mtime, ctime, inode, device), taken when it was read: as in git's index,
+  a source file whose signature still equals the previous snapshot's record is taken to hold
+  the bytes that record's sha256 describes, without reading it, unless its mtime is too close
+  to when the previous snapshot was taken to be trusted ("racy": a write in the same clock
+  tick as that read leaves the signature as it was).
+- The snapshot copy's own (inode, device, ctime), taken by fstat or lstat after the last change
+  this snapshot made to that inode (write, fchmod, utime, link, chmod): the proof that the copy
+  still holds the bytes its sha256 describes. ctime cannot be set back: any later write,
+  chmod, utime, link or unlink of that inode gives it another ctime (and on Linux 6.13+, whose
+  ctimes are fine-grained once read, even one in the same clock tick).
+
+With `link_base` (`--link`), a file becomes a hard link to the previous snapshot's copy, made
+read-only so that editing one snapshot cannot change another, only when both hold: the source
+has the previous record's content (its digest equals the record's, by the first rule or by
+reading and hashing the source), and the previous copy's current lstat (regular file, inode,
+device, ctime, size, mtime, and a mode equal but for write bits) equals the record's copy
+signature. Anything else is copied and hashed. Those are the only places a recorded digest is
+reused without reading the bytes it describes, and each relies on exactly these two rules:
+
+- the fast path of `_file`: the source is not read (first rule) and the previous copy is not
+  read (second rule); the new record takes the previous digest.
+- linking after hashing the source: the source's digest is fresh; the previous copy is not
+  read (second rule).
+
+Linking changes the shared inode's ctime, so the new snapshot records the ctime it left
+(after its link and chmod), and the snapshot linked from no longer vouches for that inode: a
+later `--link` from it, a concurrent one, or one after another snapshot sharing the inode was
+deleted, copies such files (safe) instead of linking them. Successive `--link` snapshots each
+link from the latest, whose records are current, so a chain keeps sharing the first copy.
+What no stat can show: a change made in the microseconds between the check of the previous
+copy and the link (the link then sets ctime again), and on kernels with coarse ctimes, one
+within the same clock tick as this snapshot's last change to a file.
+
+A sparse file (fewer allocated blocks than its size) is copied segment by segment with
+SEEK_DATA/SEEK_HOLE, holes left unwritten, and hashed over its whole logical content, holes as
+zeros hashed from a shared zero buffer: the digest is a dense copy's, the disk use the source's.
+A clone (FICLONE) keeps holes by itself; copy_file_range is not used for sparse files, since a
+server-side copy may fill them.
 
 Directories are created first and given their modes and mtimes last, deepest first, because
 creating an entry changes its directory's mtime and a read-only mode would stop the copy.
@@ -24,6 +59,7 @@ pass. On XFS, cloning and hashing 400 MB of large files took 0.2 s, all of it ha
 from __future__ import annotations
 
 import errno
+import functools
 import gc
 import hashlib
 import os
@@ -36,6 +72,7 @@ from concurrent.futures import Future
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING
 from typing import NamedTuple
 from typing import Protocol
@@ -105,6 +142,7 @@ _CREATE = (
     | getattr(os, "O_CLOEXEC", 0)
 )
 _UTIME_SYMLINKS = os.utime in os.supports_follow_symlinks
+_SEEK_HOLES = hasattr(os, "SEEK_DATA") and hasattr(os, "SEEK_HOLE")
 
 
 class SourceEntry(Protocol):
@@ -155,6 +193,12 @@ class CopiedFile(NamedTuple):
     ctime_ns: int
     inode: int
     device: int
+    # The snapshot's copy as this snapshot left it (after its last write, utime, link or
+    # chmod); the next `--link` links only a copy whose lstat still shows this. None for
+    # symlinks, and in manifests written before these were recorded (never linked from).
+    copy_ctime_ns: int | None
+    copy_inode: int | None
+    copy_device: int | None
 
 
 @dataclass(frozen=True)
@@ -192,7 +236,6 @@ def copy_selection(
     """
     entries = selection.entries
     copier = _Copier(selection.root, destination, link_base)
-    directories = copier.make_directories(entries)
     results: list[CopiedFile | None] = [None] * len(entries)
     total = sum(e.size for e in entries if e.kind == "file")
     if workers is None:
@@ -206,9 +249,15 @@ def copy_selection(
     gc.disable()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="snapshot-copy")
     try:
-        futures = [
-            pool.submit(copier.copy_batch, entries, batch, results) for batch in _batches(entries)
-        ]
+        # Each batch starts as soon as its directories exist: the pool links or copies while
+        # this thread makes the next ones (mkdir is a fifth of a --link copy's time, measured).
+        futures = []
+        for batch in _batches(entries):
+            if copier.stop.is_set():
+                break  # a batch failed: _wait raises its error
+            for i in batch:
+                copier.make_parents(entries[i].path)
+            futures.append(pool.submit(copier.copy_batch, entries, batch, results))
         _wait(futures, copier, total, progress)
     except BaseException:
         copier.stop.set()  # running batches end at their next file or chunk
@@ -218,7 +267,7 @@ def copy_selection(
         if collecting:
             gc.enable()
     pool.shutdown(wait=True)
-    copier.finish_directories(directories)
+    copier.finish_directories()
     if progress is not None:
         progress(total, total)
     files = tuple(f for f in results if f is not None)
@@ -290,6 +339,7 @@ class _Copier:
         # would cost microseconds per file on the hot path.
         self.source = _prefix(source)
         self.destination = _prefix(destination)
+        self.destination_device = os.stat(destination).st_dev
         self.link_base = link_base
         self.link_root = None if link_base is None else _prefix(link_base.root)
         # Files with an mtime before this have a trustworthy stat signature (see RACY_NS).
@@ -301,47 +351,44 @@ class _Copier:
         self.can_clone = sys.platform == "linux"
         self.server_side_copy = _filesystem_type(self.destination) in _SERVER_SIDE_COPY
         self._lock = threading.Lock()
-        self._buffers = threading.local()
+        self._per_thread = threading.local()  # a read buffer, the last copy ctime
         self.done_bytes = 0
         self.bytes_copied = 0
+        # Directories made so far; only the calling thread makes them.
+        self._made: set[str] = set()
+        self._directories: list[_Directory] = []
 
     # --- directories ---------------------------------------------------------------------
 
-    def make_directories(self, entries: Sequence[SourceEntry]) -> list[_Directory]:
-        """Create every parent directory of `entries`, owner-writable until the copy ends."""
-        seen: set[str] = set()
-        paths: list[str] = []
-        for entry in entries:
-            parent = entry.path.rpartition("/")[0]
-            while parent and parent not in seen:
-                seen.add(parent)
-                paths.append(parent)
-                parent = parent.rpartition("/")[0]
-        paths.sort()  # parents before their children
-        directories = []
-        for path in paths:
-            source = self.source + path
-            try:
-                st = os.lstat(source)
-            except OSError as e:
-                raise _source_error(path, e) from None
-            if not stat.S_ISDIR(st.st_mode):
-                raise CopyError(
-                    f"{quoted(path)} in the project is no longer a directory.",
-                    "Something changed the project during the copy; run again when it is quiet.",
-                )
-            try:
-                os.mkdir(self.destination + path, 0o700)
-            except OSError as e:
-                raise _destination_error(path, e) from None
-            directories.append(
-                _Directory(path, stat.S_IMODE(st.st_mode), st.st_atime_ns, st.st_mtime_ns)
+    def make_parents(self, path: str) -> None:
+        """Create the directories above `path` not made yet, parents first, owner-writable
+        until the copy ends."""
+        parent = path.rpartition("/")[0]
+        if not parent or parent in self._made:
+            return
+        self.make_parents(parent)
+        try:
+            st = os.lstat(self.source + parent)
+        except OSError as e:
+            raise _source_error(parent, e) from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise CopyError(
+                f"{quoted(parent)} in the project is no longer a directory.",
+                "Something changed the project during the copy; run again when it is quiet.",
             )
-        return directories
+        try:
+            os.mkdir(self.destination + parent, 0o700)
+        except OSError as e:
+            raise _destination_error(parent, e) from None
+        self._made.add(parent)
+        self._directories.append(
+            _Directory(parent, stat.S_IMODE(st.st_mode), st.st_atime_ns, st.st_mtime_ns)
+        )
 
-    def finish_directories(self, directories: Sequence[_Directory]) -> None:
+    def finish_directories(self) -> None:
         """Give directories their source's mode and times, deepest first."""
-        for directory in reversed(directories):
+        self._directories.sort(key=attrgetter("path"))  # parents before their children
+        for directory in reversed(self._directories):
             target = self.destination + directory.path
             try:
                 if directory.mode != 0o700:
@@ -402,17 +449,64 @@ class _Copier:
         except OSError as e:
             raise _destination_error(entry.path, e) from None
         return CopiedFile(
+            entry.path, entry.kind, entry.size, entry.mode, entry.mtime_ns, None, target,
+            False, entry.ctime_ns, entry.inode, entry.device, None, None, None,
+        )  # fmt: skip
+
+    def _record(
+        self,
+        entry: SourceEntry,
+        st: os.stat_result | None,
+        digest: bytes | None,
+        held: os.stat_result,
+        previous: CopiedFile | None = None,
+        *,
+        size: int | None = None,
+    ) -> CopiedFile:
+        """The CopiedFile of a regular file: the source as the entry or (when given) fstat
+        described it, its copy as `held` (the copy's last stat), linked when `previous` is.
+
+        Where fstat agrees with the selection, the entry's int objects are reused, and so are
+        a link's inode, the destination's device, and a copy ctime equal to the one this
+        thread recorded last (files copied in one clock tick share it): at 100,000 files,
+        fresh ones for the stat fields would cost ~20 MB on top of the selection.
+        """
+        local = self._per_thread
+        copy_ctime = held.st_ctime_ns
+        if copy_ctime == getattr(local, "copy_ctime", None):
+            copy_ctime = local.copy_ctime
+        else:
+            local.copy_ctime = copy_ctime
+        if previous is not None:
+            copy_inode, copy_device = previous.copy_inode, previous.copy_device  # _link checked
+        else:
+            copy_inode = held.st_ino
+            device = self.destination_device
+            copy_device = device if held.st_dev == device else held.st_dev
+        linked = previous is not None
+        if st is None:
+            return CopiedFile(
+                entry.path, entry.kind, entry.size, entry.mode, entry.mtime_ns, digest, None,
+                linked, entry.ctime_ns, entry.inode, entry.device,
+                copy_ctime, copy_inode, copy_device,
+            )  # fmt: skip
+        new_size = st.st_size if size is None else size
+        mode = stat.S_IMODE(st.st_mode)
+        return CopiedFile(
             entry.path,
             entry.kind,
-            entry.size,
-            entry.mode,
-            entry.mtime_ns,
+            entry.size if entry.size == new_size else new_size,
+            entry.mode if entry.mode == mode else mode,
+            entry.mtime_ns if entry.mtime_ns == st.st_mtime_ns else st.st_mtime_ns,
+            digest,
             None,
-            target,
-            False,
-            entry.ctime_ns,
-            entry.inode,
-            entry.device,
+            linked,
+            entry.ctime_ns if entry.ctime_ns == st.st_ctime_ns else st.st_ctime_ns,
+            entry.inode if entry.inode == st.st_ino else st.st_ino,
+            entry.device if entry.device == st.st_dev else st.st_dev,
+            copy_ctime,
+            copy_inode,
+            copy_device,
         )
 
     def _file(self, entry: SourceEntry, meter: _Meter) -> CopiedFile:
@@ -424,10 +518,11 @@ class _Copier:
             and previous.inode == entry.inode
             and previous.device == entry.device
         ):
-            # Unchanged since the previous snapshot read it: its digest stands, unread.
-            linked = self._link(entry.path, entry.mode, previous)
-            if linked:
-                return _record(entry, None, previous.sha256, linked=True)
+            # The source is unchanged since the previous snapshot read it: its digest stands,
+            # unread; _link links only a previous copy that provably still holds those bytes.
+            held = self._link(entry.path, entry.mode, previous)
+            if held is not None:
+                return self._record(entry, None, previous.sha256, held, previous)
         path = entry.path
         try:
             source = os.open(self.source + path, _OPEN_SOURCE)
@@ -444,32 +539,33 @@ class _Copier:
                     "Something changed the project during the copy; run again when it is quiet.",
                 )
             previous = self._previous(entry, st.st_size, st.st_mtime_ns)
-            if st.st_size < _LARGE:
+            mode = stat.S_IMODE(st.st_mode)
+            if st.st_size < _LARGE and not _is_sparse(st):
                 data = _read_small(source, st.st_size, path)
                 digest = hashlib.sha256(data).digest()
-                if (
-                    previous is not None
-                    and digest == previous.sha256
-                    and self._link(path, stat.S_IMODE(st.st_mode), previous)
-                ):
-                    return _record(entry, st, previous.sha256, linked=True, size=len(data))
-                self._write_small(path, data, st)
-                return _record(entry, st, digest, size=len(data))
+                if previous is not None and digest == previous.sha256:
+                    held = self._link(path, mode, previous)
+                    if held is not None:
+                        return self._record(entry, st, digest, held, previous, size=len(data))
+                held = self._write_small(path, data, st)
+                return self._record(entry, st, digest, held, size=len(data))
             if previous is not None:
-                digest = self._hash_large(source, path, meter)
-                mode = stat.S_IMODE(st.st_mode)
-                if digest == previous.sha256 and self._link(path, mode, previous):
-                    return _record(entry, st, previous.sha256, linked=True)
+                digest, _ = self._pass(source, None, path, st, meter)
+                if digest == previous.sha256:
+                    held = self._link(path, mode, previous)
+                    if held is not None:
+                        return self._record(entry, st, digest, held, previous)
                 _rewind(source, path)
-            digest, size = self._copy_large(source, path, st, meter)
-            return _record(entry, st, digest, size=size)
+            digest, size, held = self._copy_large(source, path, st, meter)
+            return self._record(entry, st, digest, held, size=size)
         finally:
             os.close(source)
 
     def _previous(
         self, entry: SourceEntry, size: int | None = None, mtime_ns: int | None = None
     ) -> CopiedFile | None:
-        """The previous snapshot's record of this file, if size and mtime still match it."""
+        """The previous snapshot's record of this file, if size and mtime still match it and
+        it records its copy (manifests from before copy signatures: never linked from)."""
         if not self.can_link:
             return None
         assert self.link_base is not None
@@ -478,29 +574,36 @@ class _Copier:
             previous is None
             or previous.kind != "file"
             or previous.sha256 is None
+            or previous.copy_inode is None
             or previous.size != (entry.size if size is None else size)
             or previous.mtime_ns != (entry.mtime_ns if mtime_ns is None else mtime_ns)
         ):
             return None
         return previous
 
-    def _link(self, path: str, mode: int, previous: CopiedFile) -> bool:
-        """Hard-link the previous snapshot's copy of `path`, if it is still what it recorded."""
+    def _link(self, path: str, mode: int, previous: CopiedFile) -> os.stat_result | None:
+        """Hard-link the previous snapshot's copy of `path` if its lstat proves that it still
+        holds the bytes `previous` describes; the new link's lstat, or None: copy instead."""
         assert self.link_root is not None
         old = self.link_root + path
         try:
             st = os.lstat(old)
         except OSError:
-            return False  # gone or unreadable: copy
+            return None  # gone or unreadable: copy
         old_mode = stat.S_IMODE(st.st_mode)
         if (
-            not stat.S_ISREG(st.st_mode)
+            # Any write, chmod, utime, link or unlink of that inode since the previous
+            # snapshot's last change to it gives it another ctime; ctime cannot be set back.
+            st.st_ctime_ns != previous.copy_ctime_ns
+            or st.st_ino != previous.copy_inode
+            or st.st_dev != previous.copy_device
+            or not stat.S_ISREG(st.st_mode)
             or st.st_size != previous.size
             or st.st_mtime_ns != previous.mtime_ns
             # The link shares the inode and so its mode: it must be the source's, less write.
             or old_mode & ~0o222 != mode & ~0o222
         ):
-            return False
+            return None
         new = self.destination + path
         try:
             os.link(old, new)
@@ -508,16 +611,22 @@ class _Copier:
             if e.errno == errno.EXDEV:
                 self.can_link = False  # the previous snapshot is on another filesystem
             if e.errno in _NO_LINK:
-                return False
+                return None
             raise _destination_error(path, e) from None
-        if old_mode & 0o222:
-            try:
+        try:
+            if old_mode & 0o222:
                 os.chmod(new, old_mode & ~0o222)
-            except OSError as e:
-                raise _destination_error(path, e) from None
-        return True
+            held = os.lstat(new)  # last: the ctime this link and chmod left is the record's
+            if held.st_ino == previous.copy_inode and held.st_dev == previous.copy_device:
+                return held
+            # The old name was replaced between the check and the link: not the proven copy.
+            os.unlink(new)
+        except OSError as e:
+            raise _destination_error(path, e) from None
+        return None
 
-    def _write_small(self, path: str, data: bytes, st: os.stat_result) -> None:
+    def _write_small(self, path: str, data: bytes, st: os.stat_result) -> os.stat_result:
+        """Write a new file holding `data`; its fstat after the last change."""
         destination = self.destination + path
         mode = stat.S_IMODE(st.st_mode)
         try:
@@ -526,21 +635,23 @@ class _Copier:
             raise _destination_error(path, e) from None
         try:
             _write_all(fd, data, path)
-            self._finish_file(fd, path, mode, st)
+            return self._finish_file(fd, path, mode, st)
         finally:
             _close(fd, path)
 
-    def _finish_file(self, fd: int, path: str, mode: int, st: os.stat_result) -> None:
+    def _finish_file(self, fd: int, path: str, mode: int, st: os.stat_result) -> os.stat_result:
         try:
             if mode & ~(0o777 & ~self.umask):
                 os.fchmod(fd, mode)  # the umask took bits away, or setuid/setgid/sticky
             os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+            return os.fstat(fd)  # last: the copy's ctime as this snapshot leaves it
         except OSError as e:
             raise _destination_error(path, e) from None
 
     def _copy_large(
         self, source: int, path: str, st: os.stat_result, meter: _Meter
-    ) -> tuple[bytes, int]:
+    ) -> tuple[bytes, int, os.stat_result]:
+        """Copy and hash a large or sparse file: digest, size, and the copy's last fstat."""
         destination = self.destination + path
         mode = stat.S_IMODE(st.st_mode)
         try:
@@ -550,9 +661,8 @@ class _Copier:
         try:
             result = self._offloaded(source, fd, path, st, meter)
             if result is None:
-                result = self._stream(source, fd, path, meter)
-            self._finish_file(fd, path, mode, st)
-            return result
+                result = self._pass(source, fd, path, st, meter)
+            return (*result, self._finish_file(fd, path, mode, st))
         finally:
             _close(fd, path)
 
@@ -571,7 +681,7 @@ class _Copier:
                 self.can_clone = False  # the whole destination is one filesystem: stop trying
             else:
                 return self._hash_after_offload(source, fd, path, st, meter)
-        if self.server_side_copy:
+        if self.server_side_copy and not _is_sparse(st):  # it may fill the holes
             copied = 0
             try:
                 while copied < st.st_size:
@@ -594,7 +704,7 @@ class _Copier:
         self, source: int, fd: int, path: str, st: os.stat_result, meter: _Meter
     ) -> tuple[bytes, int] | None:
         """The source's digest, if the source did not change while it was cloned or copied."""
-        digest = self._hash_large(source, path, meter)
+        digest, size = self._pass(source, None, path, st, meter)
         try:
             after = os.fstat(source)
         except OSError as e:
@@ -604,24 +714,20 @@ class _Copier:
             st.st_mtime_ns,
             st.st_ctime_ns,
         ):
-            return digest, st.st_size
+            return digest, size
         # Written to meanwhile: the copy and the digest may hold different bytes. A streamed
         # copy hashes exactly what it writes.
         _rewind(source, path)
         _truncate(fd, path)
         return None
 
-    def _hash_large(self, source: int, path: str, meter: _Meter) -> bytes:
-        hasher = hashlib.sha256()
-        view = self._buffer()
-        while True:
-            n = _read_into(source, view, path)
-            if not n:
-                return hasher.digest()
-            hasher.update(view[:n])
-            meter.chunk(n)
-
-    def _stream(self, source: int, fd: int, path: str, meter: _Meter) -> tuple[bytes, int]:
+    def _pass(
+        self, source: int, fd: int | None, path: str, st: os.stat_result, meter: _Meter
+    ) -> tuple[bytes, int]:
+        """Read the source from its start to its end, hash it, and write it to `fd` unless
+        None: the digest of exactly what was written, and its size."""
+        if _is_sparse(st):
+            return self._sparse_pass(source, fd, path, st.st_size, meter)
         hasher = hashlib.sha256()
         view = self._buffer()
         size = 0
@@ -631,14 +737,50 @@ class _Copier:
                 return hasher.digest(), size
             chunk = view[:n]
             hasher.update(chunk)
-            _write_all(fd, chunk, path)
+            if fd is not None:
+                _write_all(fd, chunk, path)
             size += n
             meter.chunk(n)
 
+    def _sparse_pass(
+        self, source: int, fd: int | None, path: str, size: int, meter: _Meter
+    ) -> tuple[bytes, int]:
+        """`_pass` of a file with holes: only its data segments are read (and written, at their
+        offsets); holes hash as zeros, unread, and stay holes in `fd` (ftruncate'd to the end).
+        Whatever the source does meanwhile, the digest is of what `fd` then holds."""
+        hasher = hashlib.sha256()
+        view = self._buffer()
+        position = 0
+        while position < size:
+            data, hole = _next_data(source, position, size, path)
+            _hash_zeros(hasher, data - position, meter)
+            position = data
+            if position < hole:
+                _seek(source, position, path, _source_error)
+                if fd is not None:
+                    _seek(fd, position, path, _destination_error)
+            while position < hole:
+                n = _read_into(source, view[: min(len(view), hole - position)], path)
+                if not n:
+                    size = hole = position  # the source shrank meanwhile: it ends here
+                    break
+                chunk = view[:n]
+                hasher.update(chunk)
+                if fd is not None:
+                    _write_all(fd, chunk, path)
+                position += n
+                meter.chunk(n)
+        if fd is not None:
+            try:
+                os.ftruncate(fd, size)
+            except OSError as e:
+                raise _destination_error(path, e) from None
+        return hasher.digest(), size
+
     def _buffer(self) -> memoryview:
-        buffer: memoryview | None = getattr(self._buffers, "view", None)
+        buffer: memoryview | None = getattr(self._per_thread, "view", None)
         if buffer is None:
-            buffer = self._buffers.view = memoryview(bytearray(_CHUNK))
+            buffer = self._per_thread.view = memoryview(bytearray(_CHUNK))
         return buffer
 
 
@@ -661,41 +803,6 @@ class _Meter:
         if n:
             self.budget -= n
             self.copier.advance(n)
-
-
-def _record(
-    entry: SourceEntry,
-    st: os.stat_result | None,
-    digest: bytes | None,
-    *,
-    linked: bool = False,
-    size: int | None = None,
-) -> CopiedFile:
-    """The CopiedFile of a regular file, as the entry or (when given) fstat described it.
-
-    Where fstat agrees with the selection, the entry's int objects are reused: at 100,000
-    files, fresh ones for six stat fields would cost ~17 MB on top of the selection.
-    """
-    if st is None:
-        return CopiedFile(
-            entry.path, entry.kind, entry.size, entry.mode, entry.mtime_ns, digest, None,
-            linked, entry.ctime_ns, entry.inode, entry.device,
-        )  # fmt: skip
-    new_size = st.st_size if size is None else size
-    mode = stat.S_IMODE(st.st_mode)
-    return CopiedFile(
-        entry.path,
-        entry.kind,
-        entry.size if entry.size == new_size else new_size,
-        entry.mode if entry.mode == mode else mode,
-        entry.mtime_ns if entry.mtime_ns == st.st_mtime_ns else st.st_mtime_ns,
-        digest,
-        None,
-        linked,
-        entry.ctime_ns if entry.ctime_ns == st.st_ctime_ns else st.st_ctime_ns,
-        entry.inode if entry.inode == st.st_ino else st.st_ino,
-        entry.device if entry.device == st.st_dev else st.st_dev,
-    )
 
 
 def _prefix(directory: Path) -> str:
@@ -722,6 +829,50 @@ def _read_into(fd: int, view: memoryview, path: str) -> int:
         return os.readv(fd, [view])
     except OSError as e:
         raise _source_error(path, e) from None
+
+
+def _is_sparse(st: os.stat_result) -> bool:
+    """Fewer blocks allocated than the size needs: holes (or compression) to keep."""
+    return _SEEK_HOLES and st.st_blocks * 512 < st.st_size
+
+
+def _next_data(source: int, position: int, size: int, path: str) -> tuple[int, int]:
+    """The next data segment at or after `position`, as (start, end), both at most `size`;
+    (size, size) when only a hole is left."""
+    try:
+        data = os.lseek(source, position, os.SEEK_DATA)
+        if data >= size:
+            return size, size
+        # At least one byte on: a segment that became a hole meanwhile still moves on.
+        return data, max(data + 1, min(size, os.lseek(source, data, os.SEEK_HOLE)))
+    except OSError as e:
+        if e.errno == errno.ENXIO:
+            return size, size  # no data after `position`: a hole, or the file shrank
+        if e.errno in _NO_CLONE:
+            return position, size  # no hole information here: read it all
+        raise _source_error(path, e) from None
+
+
+@functools.cache
+def _zeros() -> memoryview:
+    # calloc'd and never written: reading it maps the kernel's zero page, not new memory.
+    return memoryview(bytes(_CHUNK))
+
+
+def _hash_zeros(hasher: hashlib._Hash, n: int, meter: _Meter) -> None:
+    zeros = _zeros()
+    while n > 0:
+        step = min(n, len(zeros))
+        hasher.update(zeros[:step])
+        n -= step
+        meter.chunk(step)
+
+
+def _seek(fd: int, position: int, path: str, error: Callable[[str, OSError], CopyError]) -> None:
+    try:
+        os.lseek(fd, position, os.SEEK_SET)
+    except OSError as e:
+        raise error(path, e) from None
 
 
 def _write_all(fd: int, data: bytes | memoryview, path: str) -> None:

@@ -213,6 +213,13 @@ def file_json(entry: CopiedFile) -> dict[str, Any]:
         "linked": entry.linked,
         # The source's stat signature: lets the next --link skip re-hashing unchanged files.
         "stat": [entry.ctime_ns, entry.inode, entry.device],
+        # The snapshot's own copy as it left it: the next --link links only a copy whose
+        # lstat still shows this (ctime cannot be set back), so no edit inside it goes unseen.
+        "copy_stat": (
+            None
+            if entry.copy_inode is None
+            else [entry.copy_ctime_ns, entry.copy_inode, entry.copy_device]
+        ),
     }
     raw = os.fsencode(entry.path)
     try:
@@ -226,6 +233,8 @@ def file_json(entry: CopiedFile) -> dict[str, Any]:
 def _file_from_json(data: Mapping[str, Any]) -> CopiedFile:
     path = os.fsdecode(base64.b64decode(data["path_b64"])) if "path_b64" in data else data["path"]
     ctime_ns, inode, device = data.get("stat") or (0, 0, 0)
+    # Absent from manifests written before it was recorded: such copies are never linked.
+    copy_ctime_ns, copy_inode, copy_device = data.get("copy_stat") or (None, None, None)
     return CopiedFile(
         path=path,
         kind=data["type"],
@@ -238,6 +247,9 @@ def _file_from_json(data: Mapping[str, Any]) -> CopiedFile:
         ctime_ns=ctime_ns,
         inode=inode,
         device=device,
+        copy_ctime_ns=copy_ctime_ns,
+        copy_inode=copy_inode,
+        copy_device=copy_device,
     )
 
 

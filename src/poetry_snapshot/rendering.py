@@ -151,17 +151,27 @@ def _gh_property(text: str) -> str:
 
 
 def selection_summary(selection: Selection, base_dir: Path) -> list[str]:
-    """What `--dry-run` shows: counts, bytes, where it would go, the biggest files and dirs."""
+    """What `--dry-run` shows: counts, bytes, where it would go, the biggest files and dirs.
+
+    Bytes are shown apparent (the files' sizes) and allocated (their blocks on disk): a sparse
+    file's holes cost the snapshot nothing, as they cost the project nothing.
+    """
+    allocated = sum(e.blocks * 512 for e in selection.entries if e.kind == "file")
     lines = [
-        f"Would copy <c1>{selection.file_count}</> files, {_size(selection.total_bytes)}"
-        f" ({_e(selection.source)} selection) from <c1>{_e(str(selection.root))}</>",
+        f"Would copy <c1>{selection.file_count}</> files, {_size(selection.total_bytes)} apparent,"
+        f" {_size(allocated)} allocated ({_e(selection.source)} selection)"
+        f" from <c1>{_e(str(selection.root))}</>",
         f"into a new snapshot under <c1>{_e(str(base_dir))}</>",
     ]
     largest = selection.largest_files(10)
     if largest:
         lines.append("")
         lines.append("Largest files:")
-        lines.extend(f"  {_size(e.size):>10}  {_e(e.path)}" for e in largest)
+        lines.extend(
+            f"  {_size(e.size):>10}  {_e(e.path)}"
+            + (f" ({_size(e.blocks * 512)} allocated)" if e.blocks * 512 < e.size else "")
+            for e in largest
+        )
     directories = selection.largest_directories(10)
     if directories:
         lines.append("")

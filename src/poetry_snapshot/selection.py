@@ -76,6 +76,7 @@ class SelectedEntry(NamedTuple):
     inode: int
     device: int
     link_target: str | None  # os.readlink of a symlink, else None
+    blocks: int  # st_blocks, 512-byte units allocated: fewer than the size needs when sparse
 
 
 @dataclass(frozen=True)
@@ -856,6 +857,7 @@ class _Collector:
                 st.st_ino,
                 ints.setdefault(st.st_dev, st.st_dev),
                 target,
+                ints.setdefault(st.st_blocks, st.st_blocks),
             )
         )
 
