@@ -46,6 +46,9 @@ class InstallOptionsCommand(GroupCommand):
         # weakref finalizers still run. (`poetry run` never pays this: it execs the command.)
         atexit.unregister(gc.freeze)
         atexit.register(gc.freeze)
+        # Likewise while the command runs: what Poetry built before it is frozen, so the
+        # collections its own allocations trigger (20,000 file records) never walk it.
+        gc.freeze()
         try:
             return self.handle_command()
         except KeyboardInterrupt:
