@@ -60,7 +60,7 @@ RECORDS = [
         0o777,
         1,
         None,
-        os.fsdecode(b"t\xffarget\u00e9"),
+        os.fsdecode(b"t\xffarget") + "\u00e9",
         False,
         2,
         3,
