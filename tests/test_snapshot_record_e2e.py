@@ -454,8 +454,11 @@ def test_env_chosen_with_poetry_env_use(
     if python != sys.executable:
         assert env_path != first and first.is_dir()  # two envs: only envs.toml tells which
     data = assert_runs_in(project, base_dir, env_path)
+    # The manifest names what the chosen env really runs. That is not always the Python asked
+    # for: Poetry 2.0.0 names the env after it but builds it with its own interpreter.
     expected = run(
-        [python, "-c", "import platform; print(platform.python_version())"], environ
+        [str(env_path / "bin" / "python"), "-c", "import platform; print(platform.python_version())"],
+        environ,
     ).stdout.strip()
     assert data["interpreter"]["version"] == expected
 
