@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from poetry_snapshot.copier import CopyResult  # noqa: E402
-from poetry_snapshot.copier import LinkBase  # noqa: E402
-from poetry_snapshot.copier import copy_selection  # noqa: E402
+from poetry_snapshot.snapshot.copier import CopyResult  # noqa: E402
+from poetry_snapshot.snapshot.copier import LinkBase  # noqa: E402
+from poetry_snapshot.snapshot.copier import copy_selection  # noqa: E402
 
 WORK = ROOT / "benchmarks" / ".work" / "copy"
 SMALL_FILES = 20_000
@@ -102,7 +102,7 @@ def select(root: Path) -> Any:
     """The real selection when this checkout has it, else the tests' stand-in (a walk that
     gives the same shape)."""
     try:
-        from poetry_snapshot.selection import select as real_select
+        from poetry_snapshot.snapshot.selection import select as real_select
     except ImportError:
         from tests.test_copier import select_tree
 
@@ -112,7 +112,7 @@ def select(root: Path) -> Any:
 
 def selection_kind() -> str:
     try:
-        import poetry_snapshot.selection  # noqa: F401
+        import poetry_snapshot.snapshot.selection  # noqa: F401
     except ImportError:
         return "the tests' stand-in, an os.scandir walk (no selection.py in this checkout)"
     return "selection.select(git='off')"
@@ -313,7 +313,7 @@ if {with_poetry!r}:
 if {run_copy!r}:
     from pathlib import Path
     from bench_copy import select
-    from poetry_snapshot.copier import copy_selection
+    from poetry_snapshot.snapshot.copier import copy_selection
     tree = select(Path({tree!r}))
     destination = Path({destination!r})
     destination.mkdir()

@@ -8,18 +8,18 @@ from typing import Any
 import pytest
 import yaml
 
+from poetry_snapshot.check.conda_meta import read_conda_prefix
+from poetry_snapshot.check.conda_meta import requested_names
+from poetry_snapshot.check.conda_meta import spec_name
 from poetry_snapshot.errors import CondaMetaError
 from poetry_snapshot.errors import ConfigurationError
-from poetry_snapshot.exporters.conda import CondaEnvironment
-from poetry_snapshot.exporters.conda import CondaSettings
-from poetry_snapshot.exporters.conda import assemble
-from poetry_snapshot.exporters.conda import read_settings
-from poetry_snapshot.exporters.conda import render_environment_yml
-from poetry_snapshot.exporters.conda import yaml_scalar
-from poetry_snapshot.exporters.condameta import read_conda_prefix
-from poetry_snapshot.exporters.condameta import requested_names
-from poetry_snapshot.exporters.condameta import spec_name
-from poetry_snapshot.exporters.requirements import logical_lines
+from poetry_snapshot.export.conda import CondaEnvironment
+from poetry_snapshot.export.conda import CondaSettings
+from poetry_snapshot.export.conda import assemble
+from poetry_snapshot.export.conda import read_settings
+from poetry_snapshot.export.conda import render_environment_yml
+from poetry_snapshot.export.conda import yaml_scalar
+from poetry_snapshot.export.requirements import logical_lines
 from tests.condakit import write_conda_prefix
 
 if TYPE_CHECKING:

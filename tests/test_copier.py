@@ -17,13 +17,13 @@ from typing import NamedTuple
 
 import pytest
 
-from poetry_snapshot import copier
-from poetry_snapshot.copier import CopiedFile
-from poetry_snapshot.copier import CopyResult
-from poetry_snapshot.copier import LinkBase
-from poetry_snapshot.copier import copy_selection
 from poetry_snapshot.errors import CopyError
 from poetry_snapshot.errors import SnapshotError
+from poetry_snapshot.snapshot import copier
+from poetry_snapshot.snapshot.copier import CopiedFile
+from poetry_snapshot.snapshot.copier import CopyResult
+from poetry_snapshot.snapshot.copier import LinkBase
+from poetry_snapshot.snapshot.copier import copy_selection
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

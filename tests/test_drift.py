@@ -12,14 +12,14 @@ from poetry.installation.operations import Install
 from poetry.installation.operations import Uninstall
 from poetry.installation.operations import Update
 
-from poetry_snapshot.drift import DriftKind
-from poetry_snapshot.drift import describe_source
-from poetry_snapshot.drift import interpreter_drift
-from poetry_snapshot.drift import operation_drifts
-from poetry_snapshot.drift import root_drifts
-from poetry_snapshot.environment import Interpreter
-from poetry_snapshot.lockstate import InstallSelection
-from poetry_snapshot.lockstate import install_flags
+from poetry_snapshot.check.drift import DriftKind
+from poetry_snapshot.check.drift import describe_source
+from poetry_snapshot.check.drift import interpreter_drift
+from poetry_snapshot.check.drift import operation_drifts
+from poetry_snapshot.check.drift import root_drifts
+from poetry_snapshot.check.environment import Interpreter
+from poetry_snapshot.check.lock import InstallSelection
+from poetry_snapshot.check.lock import install_flags
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from cleo.formatters.formatter import Formatter
 
-from poetry_snapshot.rendering import selection_summary
-from poetry_snapshot.selection import select
+from poetry_snapshot.snapshot.selection import select
+from poetry_snapshot.snapshot.summary import selection_summary
 
 if TYPE_CHECKING:
     from pathlib import Path

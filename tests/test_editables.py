@@ -10,18 +10,18 @@ from typing import TYPE_CHECKING
 import pytest
 from poetry.core.packages.package import Package
 
-from poetry_snapshot.editables import ALIAS_DIR
-from poetry_snapshot.editables import EditableInstall
-from poetry_snapshot.editables import ImportRoot
-from poetry_snapshot.editables import Redirect
-from poetry_snapshot.editables import find_editables
-from poetry_snapshot.editables import lay_out
-from poetry_snapshot.editables import parse_finder
-from poetry_snapshot.editables import plan_redirect
-from poetry_snapshot.editables import read_egg_links
-from poetry_snapshot.editables import read_import_roots
 from poetry_snapshot.errors import CopyError
-from poetry_snapshot.gitinfo import GitInfo
+from poetry_snapshot.snapshot.editables import ALIAS_DIR
+from poetry_snapshot.snapshot.editables import EditableInstall
+from poetry_snapshot.snapshot.editables import ImportRoot
+from poetry_snapshot.snapshot.editables import Redirect
+from poetry_snapshot.snapshot.editables import find_editables
+from poetry_snapshot.snapshot.editables import lay_out
+from poetry_snapshot.snapshot.editables import parse_finder
+from poetry_snapshot.snapshot.editables import plan_redirect
+from poetry_snapshot.snapshot.editables import read_egg_links
+from poetry_snapshot.snapshot.editables import read_import_roots
+from poetry_snapshot.snapshot.git_facts import GitInfo
 
 if TYPE_CHECKING:
     from pathlib import Path

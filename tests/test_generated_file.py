@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from poetry_snapshot.errors import OutputFileError
-from poetry_snapshot.generated_file import GeneratedFile
-from poetry_snapshot.generated_file import compare
-from poetry_snapshot.generated_file import write_atomically
+from poetry_snapshot.export.generated_file import GeneratedFile
+from poetry_snapshot.export.generated_file import compare
+from poetry_snapshot.export.generated_file import write_atomically
 
 if TYPE_CHECKING:
     from pathlib import Path

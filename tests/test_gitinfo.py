@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from poetry_snapshot import gitcommand
-from poetry_snapshot.gitinfo import read_git_info
-from poetry_snapshot.gitinfo import strip_credentials
+from poetry_snapshot.snapshot import git as gitcommand
+from poetry_snapshot.snapshot.git_facts import read_git_info
+from poetry_snapshot.snapshot.git_facts import strip_credentials
 
 
 @pytest.fixture(autouse=True)

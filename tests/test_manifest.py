@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from poetry_snapshot.copier import CopiedFile
-from poetry_snapshot.manifest import file_json
-from poetry_snapshot.manifest import file_line
-from poetry_snapshot.manifest import read_files
+from poetry_snapshot.snapshot.copier import CopiedFile
+from poetry_snapshot.snapshot.manifest import file_json
+from poetry_snapshot.snapshot.manifest import file_line
+from poetry_snapshot.snapshot.manifest import read_files
 
 if TYPE_CHECKING:
     from pathlib import Path

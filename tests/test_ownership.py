@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 from poetry.core.packages.package import Package
 
-from poetry_snapshot.envlayout import EnvLayout
-from poetry_snapshot.ownership import MAKE_READABLE
-from poetry_snapshot.ownership import RECREATE
-from poetry_snapshot.ownership import REMOVE
-from poetry_snapshot.ownership import Owner
-from poetry_snapshot.ownership import OwnershipScan
-from poetry_snapshot.ownership import find_unowned
-from poetry_snapshot.record import InstalledDistribution
-from poetry_snapshot.record import read_record
-from poetry_snapshot.verification import _conda_owners
-from poetry_snapshot.verification import installed_distributions
+from poetry_snapshot.check.env_layout import EnvLayout
+from poetry_snapshot.check.installed_files import InstalledDistribution
+from poetry_snapshot.check.installed_files import read_record
+from poetry_snapshot.check.ownership import MAKE_READABLE
+from poetry_snapshot.check.ownership import RECREATE
+from poetry_snapshot.check.ownership import REMOVE
+from poetry_snapshot.check.ownership import Owner
+from poetry_snapshot.check.ownership import OwnershipScan
+from poetry_snapshot.check.ownership import find_unowned
+from poetry_snapshot.check.verdict import _conda_owners
+from poetry_snapshot.check.verdict import installed_distributions
 from tests.condakit import write_conda_prefix
 from tests.test_record import install
 
@@ -293,7 +293,7 @@ def test_egg_info_installed_files_and_conda_meta(env: Env) -> None:
     (env.bin / "zlib-tool").write_text("")  # zlib's record lists no files
     layout = env.layout
     dists = installed_distributions(layout, [Package("legacy", "1.0")])
-    from poetry_snapshot.record import read_installed_files
+    from poetry_snapshot.check.installed_files import read_installed_files
 
     owners = [
         Owner("legacy", read_installed_files(dists[0].dist_info, layout)),
@@ -335,10 +335,10 @@ def test_installed_distributions_follow_poetry(tmp_path: Path) -> None:
 
 
 def test_fixes_of_deep_drifts(env: Env) -> None:
-    from poetry_snapshot.ownership import UnownedFile
-    from poetry_snapshot.record import FileProblem
-    from poetry_snapshot.verification import _file_drifts
-    from poetry_snapshot.verification import _unowned_drifts
+    from poetry_snapshot.check.installed_files import FileProblem
+    from poetry_snapshot.check.ownership import UnownedFile
+    from poetry_snapshot.check.verdict import _file_drifts
+    from poetry_snapshot.check.verdict import _unowned_drifts
 
     layout = env.layout
     sync = "poetry sync --with docs"

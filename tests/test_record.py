@@ -17,13 +17,13 @@ from typing import Callable
 
 import pytest
 
-from poetry_snapshot import record as record_module
-from poetry_snapshot.envlayout import EnvLayout
-from poetry_snapshot.record import InstalledDistribution
-from poetry_snapshot.record import RecordCheck
-from poetry_snapshot.record import check_records
-from poetry_snapshot.record import read_installed_files
-from poetry_snapshot.record import read_record
+from poetry_snapshot.check import installed_files as record_module
+from poetry_snapshot.check.env_layout import EnvLayout
+from poetry_snapshot.check.installed_files import InstalledDistribution
+from poetry_snapshot.check.installed_files import RecordCheck
+from poetry_snapshot.check.installed_files import check_records
+from poetry_snapshot.check.installed_files import read_installed_files
+from poetry_snapshot.check.installed_files import read_record
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -8,15 +8,15 @@ from pathlib import Path
 import fastjsonschema
 from cleo.formatters.formatter import Formatter
 
-from poetry_snapshot.drift import DeepSummary
-from poetry_snapshot.drift import Drift
-from poetry_snapshot.drift import DriftKind
-from poetry_snapshot.drift import DriftReport
-from poetry_snapshot.drift import UncheckedFile
-from poetry_snapshot.environment import Interpreter
-from poetry_snapshot.rendering import drift_json
-from poetry_snapshot.rendering import drift_table
-from poetry_snapshot.rendering import github_annotations
+from poetry_snapshot.check.drift import DeepSummary
+from poetry_snapshot.check.drift import Drift
+from poetry_snapshot.check.drift import DriftKind
+from poetry_snapshot.check.drift import DriftReport
+from poetry_snapshot.check.drift import UncheckedFile
+from poetry_snapshot.check.environment import Interpreter
+from poetry_snapshot.check.rendering import drift_json
+from poetry_snapshot.check.rendering import drift_table
+from poetry_snapshot.check.rendering import github_annotations
 
 SCHEMA = Path(__file__).parents[1] / "src/poetry_snapshot/schemas/drift-report.schema.json"
 

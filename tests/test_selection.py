@@ -17,13 +17,13 @@ import pytest
 
 from poetry_snapshot.errors import SelectionError
 from poetry_snapshot.errors import SnapshotError
-from poetry_snapshot.selection import TOO_BIG_FILES
-from poetry_snapshot.selection import SelectedEntry
-from poetry_snapshot.selection import Selection
-from poetry_snapshot.selection import SelectionRules
-from poetry_snapshot.selection import SkippedEntry
-from poetry_snapshot.selection import _PatternFile
-from poetry_snapshot.selection import select
+from poetry_snapshot.snapshot.selection import TOO_BIG_FILES
+from poetry_snapshot.snapshot.selection import SelectedEntry
+from poetry_snapshot.snapshot.selection import Selection
+from poetry_snapshot.snapshot.selection import SelectionRules
+from poetry_snapshot.snapshot.selection import SkippedEntry
+from poetry_snapshot.snapshot.selection import _PatternFile
+from poetry_snapshot.snapshot.selection import select
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -457,7 +457,11 @@ def test_env_chosen_with_poetry_env_use(
     # The manifest names what the chosen env really runs. That is not always the Python asked
     # for: Poetry 2.0.0 names the env after it but builds it with its own interpreter.
     expected = run(
-        [str(env_path / "bin" / "python"), "-c", "import platform; print(platform.python_version())"],
+        [
+            str(env_path / "bin" / "python"),
+            "-c",
+            "import platform; print(platform.python_version())",
+        ],
         environ,
     ).stdout.strip()
     assert data["interpreter"]["version"] == expected

@@ -21,18 +21,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from poetry_snapshot import store as store_module
 from poetry_snapshot.errors import SnapshotError
 from poetry_snapshot.errors import SnapshotExistsError
 from poetry_snapshot.errors import SnapshotInUseError
 from poetry_snapshot.errors import StoreError
 from poetry_snapshot.errors import UsageError
-from poetry_snapshot.store import Reservation
-from poetry_snapshot.store import SnapshotRef
-from poetry_snapshot.store import SnapshotStore
-from poetry_snapshot.store import new_snapshot_id
-from poetry_snapshot.store import resolve_base_dir
-from poetry_snapshot.store import validate_snapshot_id
+from poetry_snapshot.snapshot import store as store_module
+from poetry_snapshot.snapshot.store import Reservation
+from poetry_snapshot.snapshot.store import SnapshotRef
+from poetry_snapshot.snapshot.store import SnapshotStore
+from poetry_snapshot.snapshot.store import new_snapshot_id
+from poetry_snapshot.snapshot.store import resolve_base_dir
+from poetry_snapshot.snapshot.store import validate_snapshot_id
 from tests.test_copier import tmpfs
 
 if TYPE_CHECKING:
@@ -306,7 +306,7 @@ def test_concurrent_processes_reserving_one_id(store: SnapshotStore) -> None:
         import sys, time
         from pathlib import Path
         from poetry_snapshot.errors import SnapshotExistsError
-        from poetry_snapshot.store import SnapshotStore
+        from poetry_snapshot.snapshot.store import SnapshotStore
         store = SnapshotStore(Path({str(store.base)!r}))
         while time.time() < float(sys.argv[1]):
             pass
@@ -405,7 +405,7 @@ def test_sigterm_while_staging_cleans_up(store: SnapshotStore) -> None:
         f"""
         import time
         from pathlib import Path
-        from poetry_snapshot.store import SnapshotStore
+        from poetry_snapshot.snapshot.store import SnapshotStore
         store = SnapshotStore(Path({str(store.base)!r}))
         reservation = store.reserve("interrupted")
         with store.staging(reservation) as staging:
@@ -427,8 +427,8 @@ KILLED_CHILD = """
 import os, signal, sys
 from pathlib import Path
 sys.path.insert(0, {repo!r})
-from poetry_snapshot import store as store_module
-from poetry_snapshot.store import SnapshotStore
+from poetry_snapshot.snapshot import store as store_module
+from poetry_snapshot.snapshot.store import SnapshotStore
 
 store = SnapshotStore(Path({base!r}))
 point = {point!r}
@@ -560,7 +560,7 @@ HOLDING_CHILD = """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, {repo!r})
-from poetry_snapshot.store import SnapshotStore
+from poetry_snapshot.snapshot.store import SnapshotStore
 store = SnapshotStore(Path({base!r}))
 hold = store.hold(Path({path!r}))
 print("holding", flush=True)
@@ -607,9 +607,9 @@ CHILD = """
 import json, os, sys, time
 from pathlib import Path
 sys.path.insert(0, {repo!r})
-from poetry_snapshot.copier import copy_selection
-from poetry_snapshot.store import SnapshotRef
-from poetry_snapshot.store import SnapshotStore
+from poetry_snapshot.snapshot.copier import copy_selection
+from poetry_snapshot.snapshot.store import SnapshotRef
+from poetry_snapshot.snapshot.store import SnapshotStore
 from tests.test_copier import select_tree
 
 tree = select_tree(Path({source!r}))

@@ -15,11 +15,11 @@ from cleo.io.outputs.output import Verbosity
 
 from poetry_snapshot.commands.install_options import InstallOptionsCommand
 from poetry_snapshot.errors import UsageError
-from poetry_snapshot.exporters import CONDA
-from poetry_snapshot.exporters import FORMATS
-from poetry_snapshot.exporters import JSON
-from poetry_snapshot.exporters import PYLOCK_TOML
-from poetry_snapshot.exporters import ExportRequest
+from poetry_snapshot.export import CONDA
+from poetry_snapshot.export import FORMATS
+from poetry_snapshot.export import JSON
+from poetry_snapshot.export import PYLOCK_TOML
+from poetry_snapshot.export import ExportRequest
 
 # PEP 751: a lock file is named pylock.toml or pylock.<name>.toml.
 _PYLOCK_NAME = re.compile(r"^pylock\.([^.]+\.)?toml$")
@@ -71,9 +71,9 @@ what would be written, 1 with a unified diff when it differs, 2 for usage or con
 
     def handle_command(self) -> int:
         # Imported here, not at module level: Poetry imports every plugin's commands at start-up.
-        from poetry_snapshot import generated_file
-        from poetry_snapshot.exporters import export
-        from poetry_snapshot.generated_file import GeneratedFile
+        from poetry_snapshot.export import export
+        from poetry_snapshot.export import generated_file
+        from poetry_snapshot.export.generated_file import GeneratedFile
 
         request = self._request()
         if self.option("check") and request.output is None:

@@ -13,10 +13,10 @@ from packaging.utils import canonicalize_name
 from poetry.console.commands.group_command import GroupCommand
 from poetry.console.exceptions import GroupNotFoundError
 
+from poetry_snapshot.check.lock import InstallSelection
 from poetry_snapshot.errors import ConfigurationError
 from poetry_snapshot.errors import SnapshotError
 from poetry_snapshot.errors import UsageError
-from poetry_snapshot.lockstate import InstallSelection
 
 if TYPE_CHECKING:
     from cleo.io.inputs.option import Option

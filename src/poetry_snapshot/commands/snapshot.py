@@ -19,8 +19,8 @@ from poetry_snapshot.errors import UsageError
 if TYPE_CHECKING:
     from cleo.ui.progress_bar import ProgressBar
 
-    from poetry_snapshot.drift import DriftReport
-    from poetry_snapshot.verification import CheckRequest
+    from poetry_snapshot.check.drift import DriftReport
+    from poetry_snapshot.check.verdict import CheckRequest
 
 
 class SnapshotCommand(InstallOptionsCommand):
@@ -92,8 +92,8 @@ Put the command after <comment>--</comment> so that its options are not read as 
         return self._snapshot()
 
     def _check(self) -> int:
-        from poetry_snapshot import rendering
-        from poetry_snapshot.verification import verify
+        from poetry_snapshot.check import rendering
+        from poetry_snapshot.check.verdict import verify
 
         fmt = self.option("format") or "text"
         if fmt not in ("text", "json"):
@@ -121,12 +121,12 @@ Put the command after <comment>--</comment> so that its options are not read as 
         return 0 if report.ok else 1
 
     def _snapshot(self) -> int:
-        from poetry_snapshot import rendering
-        from poetry_snapshot import snapshot
         from poetry_snapshot.config import SnapshotConfig
-        from poetry_snapshot.selection import SelectionRules
-        from poetry_snapshot.store import resolve_base_dir
-        from poetry_snapshot.store import validate_snapshot_id
+        from poetry_snapshot.snapshot import summary
+        from poetry_snapshot.snapshot import take
+        from poetry_snapshot.snapshot.selection import SelectionRules
+        from poetry_snapshot.snapshot.store import resolve_base_dir
+        from poetry_snapshot.snapshot.store import validate_snapshot_id
 
         if self.option("format"):
             raise UsageError("--format applies to --check only.", "Add --check, or drop --format.")
@@ -141,13 +141,13 @@ Put the command after <comment>--</comment> so that its options are not read as 
         config = SnapshotConfig.from_pyproject(poetry.pyproject.data)
         snapshot_id = self.option("id")
         mode = (
-            snapshot.SKIP
+            take.SKIP
             if self.option("no-verify")
-            else snapshot.ALLOW_DRIFT
+            else take.ALLOW_DRIFT
             if self.option("allow-drift")
-            else snapshot.VERIFY
+            else take.VERIFY
         )
-        request = snapshot.SnapshotRequest(
+        request = take.SnapshotRequest(
             check=self._check_request(),
             verify_mode=mode,
             rules=SelectionRules(
@@ -168,8 +168,8 @@ Put the command after <comment>--</comment> so that its options are not read as 
         )
 
         try:
-            planned = snapshot.plan(poetry, request)
-        except snapshot.DriftBlocksSnapshot as blocked:
+            planned = take.plan(poetry, request)
+        except take.DriftBlocksSnapshot as blocked:
             self._report_drift(blocked.report)
             raise
         report = planned.verification.report
@@ -182,29 +182,29 @@ Put the command after <comment>--</comment> so that its options are not read as 
         for warning in selection.warnings:
             self.line_error(f"<warning>{self._escape(warning)}</>")
         if selection.too_big():
-            for line in rendering.selection_too_big(selection):
+            for line in summary.selection_too_big(selection):
                 self.line_error(line)
         if self.option("dry-run"):
-            for line in rendering.selection_summary(selection, request.base_dir):
+            for line in summary.selection_summary(selection, request.base_dir):
                 self.line(line)
             return 0
 
         progress = _CopyProgress(self)
-        snap = snapshot.take(poetry, planned, cwd=Path.cwd(), progress=progress.update, argv=argv)
+        snap = take.take(poetry, planned, cwd=Path.cwd(), progress=progress.update, argv=argv)
         progress.finish()
         for warning in snap.warnings:
             self.line_error(f"<warning>{self._escape(warning)}</>")
         copy = snap.manifest.copy
-        self.line_error(rendering.snapshot_line(snap.id, snap.path, copy))
+        self.line_error(summary.snapshot_line(snap.id, snap.path, copy))
         if not argv:
             # Only the path on stdout: `sbatch --chdir "$(poetry snapshot)" job.sh`.
             self.io.output.write_line(str(snap.path), Verbosity.QUIET, Type.RAW)
             return 0
-        outcome = snapshot.run(poetry, snap, planned, argv)
+        outcome = take.run(poetry, snap, planned, argv)
         return outcome.exit_code
 
     def _check_request(self) -> CheckRequest:
-        from poetry_snapshot.verification import CheckRequest
+        from poetry_snapshot.check.verdict import CheckRequest
 
         return CheckRequest(
             selection=self.install_selection(),
@@ -223,7 +223,7 @@ Put the command after <comment>--</comment> so that its options are not read as 
             raise UsageError("--include/--exclude do not apply to --check.", "Drop them.")
 
     def _report_drift(self, report: DriftReport) -> None:
-        from poetry_snapshot import rendering
+        from poetry_snapshot.check import rendering
 
         for line in rendering.drift_table(report, self._verbosity()):
             self.line_error(line)

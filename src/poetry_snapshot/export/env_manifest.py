@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
-    from poetry_snapshot.drift import DriftReport
-    from poetry_snapshot.lockstate import InstallSelection
+    from poetry_snapshot.check.drift import DriftReport
+    from poetry_snapshot.check.lock import InstallSelection
 
 # Bump when a field changes meaning or disappears; adding fields keeps the version.
 SCHEMA_VERSION = 1
@@ -121,9 +121,9 @@ def render_manifest(manifest: EnvironmentManifest) -> str:
 def build_manifest(
     poetry: Poetry, selection: InstallSelection, generated_at: str | None = None
 ) -> EnvironmentManifest:
-    from poetry_snapshot.environment import find_project_env
-    from poetry_snapshot.verification import CheckRequest
-    from poetry_snapshot.verification import verify
+    from poetry_snapshot.check.environment import find_project_env
+    from poetry_snapshot.check.verdict import CheckRequest
+    from poetry_snapshot.check.verdict import verify
 
     report = verify(poetry, CheckRequest(selection=selection))
     env = find_project_env(poetry)
@@ -139,7 +139,7 @@ def build_manifest(
 
 
 def describe_interpreter(env: Env) -> InterpreterDescription:
-    from poetry_snapshot.environment import Interpreter
+    from poetry_snapshot.check.environment import Interpreter
 
     interpreter = Interpreter.of(env)
     tags = env.supported_tags  # packaging.tags.sys_tags() run by the env's own Python

@@ -18,31 +18,31 @@ from typing import TYPE_CHECKING
 from typing import Callable
 
 from poetry_snapshot import __version__
-from poetry_snapshot.environment import Interpreter
-from poetry_snapshot.environment import find_project_env
+from poetry_snapshot.check.environment import Interpreter
+from poetry_snapshot.check.environment import find_project_env
 from poetry_snapshot.errors import NoEnvironmentError
 from poetry_snapshot.errors import SnapshotError
 from poetry_snapshot.errors import first_line
-from poetry_snapshot.manifest import DIFF_NAME
-from poetry_snapshot.manifest import METADATA_DIR
-from poetry_snapshot.manifest import CopySummary
-from poetry_snapshot.manifest import InstalledPackage
-from poetry_snapshot.manifest import InterpreterInfo
-from poetry_snapshot.manifest import LockInfo
-from poetry_snapshot.manifest import Manifest
-from poetry_snapshot.manifest import ProjectInfo
-from poetry_snapshot.manifest import Verification
-from poetry_snapshot.manifest import allowed_environment
-from poetry_snapshot.manifest import now
-from poetry_snapshot.manifest import read_files
-from poetry_snapshot.manifest import read_header
-from poetry_snapshot.manifest import sha256_of
-from poetry_snapshot.manifest import tree_digest
-from poetry_snapshot.runs import RUNS_DIR
-from poetry_snapshot.selection import Selection
-from poetry_snapshot.selection import SelectionRules
-from poetry_snapshot.selection import select
-from poetry_snapshot.store import SnapshotStore
+from poetry_snapshot.snapshot.manifest import DIFF_NAME
+from poetry_snapshot.snapshot.manifest import METADATA_DIR
+from poetry_snapshot.snapshot.manifest import CopySummary
+from poetry_snapshot.snapshot.manifest import InstalledPackage
+from poetry_snapshot.snapshot.manifest import InterpreterInfo
+from poetry_snapshot.snapshot.manifest import LockInfo
+from poetry_snapshot.snapshot.manifest import Manifest
+from poetry_snapshot.snapshot.manifest import ProjectInfo
+from poetry_snapshot.snapshot.manifest import Verification
+from poetry_snapshot.snapshot.manifest import allowed_environment
+from poetry_snapshot.snapshot.manifest import now
+from poetry_snapshot.snapshot.manifest import read_files
+from poetry_snapshot.snapshot.manifest import read_header
+from poetry_snapshot.snapshot.manifest import sha256_of
+from poetry_snapshot.snapshot.manifest import tree_digest
+from poetry_snapshot.snapshot.run_record import RUNS_DIR
+from poetry_snapshot.snapshot.selection import Selection
+from poetry_snapshot.snapshot.selection import SelectionRules
+from poetry_snapshot.snapshot.selection import select
+from poetry_snapshot.snapshot.store import SnapshotStore
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -52,14 +52,14 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
-    from poetry_snapshot.copier import CopyResult
-    from poetry_snapshot.copier import LinkBase
-    from poetry_snapshot.drift import DriftReport
-    from poetry_snapshot.editables import Editables
-    from poetry_snapshot.gitinfo import GitInfo
-    from poetry_snapshot.holds import SnapshotHold
-    from poetry_snapshot.runner import Outcome
-    from poetry_snapshot.verification import CheckRequest
+    from poetry_snapshot.check.drift import DriftReport
+    from poetry_snapshot.check.verdict import CheckRequest
+    from poetry_snapshot.snapshot.copier import CopyResult
+    from poetry_snapshot.snapshot.copier import LinkBase
+    from poetry_snapshot.snapshot.editables import Editables
+    from poetry_snapshot.snapshot.git_facts import GitInfo
+    from poetry_snapshot.snapshot.holds import SnapshotHold
+    from poetry_snapshot.snapshot.runner import Outcome
 
 VERIFY = "verified"
 ALLOW_DRIFT = "drift-allowed"
@@ -118,8 +118,8 @@ def plan(poetry: Poetry, request: SnapshotRequest) -> SnapshotPlan:
     """Verify the environment (per the request) and select the files; writes nothing."""
     from poetry.repositories.installed_repository import InstalledRepository
 
-    from poetry_snapshot.editables import find_editables
-    from poetry_snapshot.verification import inspect
+    from poetry_snapshot.check.verdict import inspect
+    from poetry_snapshot.snapshot.editables import find_editables
 
     project_dir = poetry.pyproject_path.parent
     if request.verify_mode == SKIP:
@@ -168,9 +168,9 @@ def take(
     With `argv`, the command the snapshot is taken to run: the manifest names it, and the
     snapshot is held for that run (see `run()`) from before it is published.
     """
-    from poetry_snapshot.copier import copy_selection
-    from poetry_snapshot.editables import lay_out
-    from poetry_snapshot.gitinfo import read_git_info
+    from poetry_snapshot.snapshot.copier import copy_selection
+    from poetry_snapshot.snapshot.editables import lay_out
+    from poetry_snapshot.snapshot.git_facts import read_git_info
 
     request = planned.request
     store = SnapshotStore(request.base_dir)
@@ -244,7 +244,7 @@ def take(
 def _link_base(store: SnapshotStore, warnings: list[str]) -> LinkBase | None:
     """The newest snapshot to link against, or None (copy everything) when there is none or
     its manifest cannot be read."""
-    from poetry_snapshot.copier import LinkBase
+    from poetry_snapshot.snapshot.copier import LinkBase
 
     previous = store.latest()
     if previous is None:
@@ -273,10 +273,10 @@ def run(poetry: Poetry, snapshot: Snapshot, planned: SnapshotPlan, argv: Sequenc
     snapshot's metadata directory opened at the start, while the snapshot is held (nothing
     replaces a held snapshot). The hold ends with the run.
     """
-    from poetry_snapshot.runner import CommandNotRunnable
-    from poetry_snapshot.runner import command_environment
-    from poetry_snapshot.runner import run_command
-    from poetry_snapshot.runs import RunRecord
+    from poetry_snapshot.snapshot.run_record import RunRecord
+    from poetry_snapshot.snapshot.runner import CommandNotRunnable
+    from poetry_snapshot.snapshot.runner import command_environment
+    from poetry_snapshot.snapshot.runner import run_command
 
     manifest = snapshot.manifest
     relative_cwd = manifest.project.relative_cwd

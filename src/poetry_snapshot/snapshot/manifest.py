@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from poetry_snapshot.atomic import atomic_writer_at
-from poetry_snapshot.copier import CopiedFile
+from poetry_snapshot.snapshot.copier import CopiedFile
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -36,9 +36,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-    from poetry_snapshot.drift import DriftReport
-    from poetry_snapshot.editables import EditableInstall
-    from poetry_snapshot.gitinfo import GitInfo
+    from poetry_snapshot.check.drift import DriftReport
+    from poetry_snapshot.snapshot.editables import EditableInstall
+    from poetry_snapshot.snapshot.git_facts import GitInfo
 
 SCHEMA_VERSION = 2
 METADATA_DIR = ".snapshot"

@@ -29,14 +29,14 @@ import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from poetry_snapshot.record import describe_mode
-from poetry_snapshot.record import read_regular_file
+from poetry_snapshot.check.installed_files import describe_mode
+from poetry_snapshot.check.installed_files import read_regular_file
 
 if TYPE_CHECKING:
     from collections.abc import Collection
     from collections.abc import Iterable
 
-    from poetry_snapshot.envlayout import EnvLayout
+    from poetry_snapshot.check.env_layout import EnvLayout
 
 # What an installer may add to a `.dist-info` besides what RECORD lists (the wheel spec, PEP 376,
 # PEP 610); RECORD itself is listed by every installer, but it is what ownership comes from.

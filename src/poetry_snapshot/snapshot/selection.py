@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING
 from typing import NamedTuple
 
 from poetry_snapshot.errors import SelectionError
-from poetry_snapshot.gitcommand import Git
-from poetry_snapshot.gitignore import InvalidPattern
-from poetry_snapshot.gitignore import Pattern
-from poetry_snapshot.gitignore import compile_pattern
-from poetry_snapshot.gitignore import read_lines
+from poetry_snapshot.snapshot.git import Git
+from poetry_snapshot.snapshot.gitignore import InvalidPattern
+from poetry_snapshot.snapshot.gitignore import Pattern
+from poetry_snapshot.snapshot.gitignore import compile_pattern
+from poetry_snapshot.snapshot.gitignore import read_lines
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

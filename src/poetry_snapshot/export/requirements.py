@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from poetry_snapshot import lockstate
+from poetry_snapshot.check import lock
 from poetry_snapshot.errors import ConfigurationError
 from poetry_snapshot.errors import ExportUnsupportedError
 from poetry_snapshot.errors import IndexUnavailableError
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
     from poetry_plugin_export.exporter import Exporter  # type: ignore[import-untyped]
 
-    from poetry_snapshot.exporters import ExportRequest
+    from poetry_snapshot.export import ExportRequest
 
 REQUIREMENTS_TXT = "requirements.txt"
 PYLOCK_TOML = "pylock.toml"
@@ -111,9 +111,9 @@ def logical_lines(text: str) -> tuple[str, ...]:
 def _exporter(poetry: Poetry, request: ExportRequest, io: IO) -> Exporter:
     from poetry_plugin_export.exporter import Exporter
 
-    locker = lockstate.read_lock(poetry)
-    lockstate.validate_extras(poetry, request.selection.extras)
-    if not lockstate.is_fresh(locker):
+    locker = lock.read_lock(poetry)
+    lock.validate_extras(poetry, request.selection.extras)
+    if not lock.is_fresh(locker):
         # `poetry export` refuses a stale lock too: its pins no longer describe pyproject.toml.
         raise ConfigurationError(
             f"{locker.lock} is out of date: pyproject.toml changed since it was written.",

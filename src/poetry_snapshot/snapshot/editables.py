@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from poetry.core.packages.package import Package
     from poetry.utils.env import Env
 
-    from poetry_snapshot.gitinfo import GitInfo
+    from poetry_snapshot.snapshot.git_facts import GitInfo
 
 ALIAS_DIR = ".snapshot/imports"
 
@@ -123,7 +123,7 @@ def find_editables(
     type "directory" is an editable install whose source directory is `source_url` (from
     PEP 610 `direct_url.json` `dir_info.editable`, or an old Poetry's `<name>.pth`).
     """
-    from poetry_snapshot.gitinfo import read_git_info
+    from poetry_snapshot.snapshot.git_facts import read_git_info
 
     project = os.path.realpath(project_dir)
     site_dirs = _site_dirs(env)

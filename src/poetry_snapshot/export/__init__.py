@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from poetry_snapshot import lockstate
+from poetry_snapshot.check import lock
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from cleo.io.io import IO
     from poetry.poetry import Poetry
 
-    from poetry_snapshot.generated_file import GeneratedFile
-    from poetry_snapshot.lockstate import InstallSelection
+    from poetry_snapshot.check.lock import InstallSelection
+    from poetry_snapshot.export.generated_file import GeneratedFile
 
 CONDA = "conda"
 REQUIREMENTS_TXT = "requirements.txt"
@@ -49,18 +49,18 @@ class ExportResult:
 
 def export(poetry: Poetry, request: ExportRequest, io: IO) -> ExportResult:
     if request.format == CONDA:
-        from poetry_snapshot.exporters.conda import export_conda
+        from poetry_snapshot.export.conda import export_conda
 
         return export_conda(poetry, request, io)
     if request.format == JSON:
-        from poetry_snapshot.exporters.envmanifest import build_manifest
-        from poetry_snapshot.exporters.envmanifest import render_manifest
+        from poetry_snapshot.export.env_manifest import build_manifest
+        from poetry_snapshot.export.env_manifest import render_manifest
 
-        lockstate.validate_extras(poetry, request.selection.extras)
+        lock.validate_extras(poetry, request.selection.extras)
         manifest = build_manifest(poetry, request.selection, request.timestamp)
         return ExportResult(render_manifest(manifest))
 
-    from poetry_snapshot.exporters import requirements
+    from poetry_snapshot.export import requirements
 
     if request.format == REQUIREMENTS_TXT:
         text = requirements.requirements_txt(poetry, request, io)
@@ -73,9 +73,9 @@ def export(poetry: Poetry, request: ExportRequest, io: IO) -> ExportResult:
 
 def header_lines(poetry: Poetry, request: ExportRequest) -> list[str]:
     """Comment lines that say a file is generated, and by which command."""
-    flags = lockstate.install_flags(
+    flags = lock.install_flags(
         request.selection,
-        default_groups=lockstate.default_groups(poetry),
+        default_groups=lock.default_groups(poetry),
         all_extras=set(poetry.package.extras),
     )
     if request.format == CONDA and request.pip_requirements is not None:

@@ -54,12 +54,12 @@ from datetime import timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from poetry_snapshot import holds
 from poetry_snapshot.atomic import sync_directory
 from poetry_snapshot.errors import SnapshotExistsError
 from poetry_snapshot.errors import StoreError
 from poetry_snapshot.errors import UsageError
 from poetry_snapshot.errors import quoted
+from poetry_snapshot.snapshot import holds
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

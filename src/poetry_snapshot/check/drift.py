@@ -1,6 +1,6 @@
 """Drift: every way an environment can differ from its lock, and the report that lists them.
 
-The decisions come from Poetry (see lockstate): an `Install` that `poetry sync` would not skip
+The decisions come from Poetry (see check.lock): an `Install` that `poetry sync` would not skip
 is a missing package, an `Update` is a wrong version, source or editable mode, an `Uninstall`
 is an extraneous package. This module only names those differences and says how to fix them.
 """
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from poetry.installation.operations import Update
     from poetry.installation.operations.operation import Operation
 
-    from poetry_snapshot.environment import Interpreter
+    from poetry_snapshot.check.environment import Interpreter
 
 # Bump when a field changes meaning or disappears; adding fields keeps the version.
 SCHEMA_VERSION = 1

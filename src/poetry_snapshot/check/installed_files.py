@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import NamedTuple
 
-from poetry_snapshot.drift import UncheckedFile
-from poetry_snapshot.envlayout import RealDirectories
+from poetry_snapshot.check.drift import UncheckedFile
+from poetry_snapshot.check.env_layout import RealDirectories
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-    from poetry_snapshot.envlayout import EnvLayout
+    from poetry_snapshot.check.env_layout import EnvLayout
 
 _SMALL_FILE = 1 << 20  # read in one call below this size
 _CHUNK = 1 << 20

@@ -25,7 +25,7 @@ from packaging.utils import canonicalize_name
 from poetry_snapshot.errors import CondaMetaError
 from poetry_snapshot.errors import ConfigurationError
 from poetry_snapshot.errors import NoEnvironmentError
-from poetry_snapshot.generated_file import GeneratedFile
+from poetry_snapshot.export.generated_file import GeneratedFile
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -35,9 +35,9 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
-    from poetry_snapshot.exporters import ExportRequest
-    from poetry_snapshot.exporters import ExportResult
-    from poetry_snapshot.exporters.condameta import CondaPrefix
+    from poetry_snapshot.check.conda_meta import CondaPrefix
+    from poetry_snapshot.export import ExportRequest
+    from poetry_snapshot.export import ExportResult
 
 SETTINGS_TABLE = "[tool.poetry-snapshot.conda]"
 _SETTINGS_KEYS = ("channels", "dependencies")
@@ -277,13 +277,13 @@ def yaml_scalar(text: str) -> str:
 
 def export_conda(poetry: Poetry, request: ExportRequest, io: IO) -> ExportResult:
     """environment.yml for the project, from its lock, its settings and its environment."""
-    from poetry_snapshot.environment import Interpreter
-    from poetry_snapshot.environment import find_project_env
-    from poetry_snapshot.exporters import ExportResult
-    from poetry_snapshot.exporters import header_lines
-    from poetry_snapshot.exporters import requirements
-    from poetry_snapshot.exporters.condameta import find_conda_prefix
-    from poetry_snapshot.exporters.condameta import read_conda_prefix
+    from poetry_snapshot.check.conda_meta import find_conda_prefix
+    from poetry_snapshot.check.conda_meta import read_conda_prefix
+    from poetry_snapshot.check.environment import Interpreter
+    from poetry_snapshot.check.environment import find_project_env
+    from poetry_snapshot.export import ExportResult
+    from poetry_snapshot.export import header_lines
+    from poetry_snapshot.export import requirements
 
     settings = read_settings(poetry.pyproject.data)
     # The lock and the options first: their errors say more than a missing environment's.

@@ -8,13 +8,11 @@ from typing import TYPE_CHECKING
 
 from cleo.formatters.formatter import Formatter
 
-if TYPE_CHECKING:
-    from pathlib import Path
+from poetry_snapshot.display import human_size
 
-    from poetry_snapshot.drift import Drift
-    from poetry_snapshot.drift import DriftReport
-    from poetry_snapshot.manifest import CopySummary
-    from poetry_snapshot.selection import Selection
+if TYPE_CHECKING:
+    from poetry_snapshot.check.drift import Drift
+    from poetry_snapshot.check.drift import DriftReport
 
 # Beyond this many drifts of one kind, the table shows a count (the JSON keeps them all).
 _ROWS_PER_KIND = 20
@@ -112,7 +110,7 @@ def _deep_lines(report: DriftReport, verbosity: int) -> list[str]:
     deep = report.deep
     assert deep is not None
     lines = [
-        f"Deep check: {deep.files} files ({_size(deep.bytes)}) of {deep.distributions}"
+        f"Deep check: {deep.files} files ({human_size(deep.bytes)}) of {deep.distributions}"
         f" distributions hashed against their RECORD; {len(deep.unchecked)} entries unchecked"
         + ("" if verbosity or not deep.unchecked else " (-v lists them)")
         + ".",
@@ -129,15 +127,6 @@ def _deep_lines(report: DriftReport, verbosity: int) -> list[str]:
     return lines
 
 
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
 def _e(text: str) -> str:
     return Formatter.escape(text)
 
@@ -148,63 +137,3 @@ def _gh_data(text: str) -> str:
 
 def _gh_property(text: str) -> str:
     return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def selection_summary(selection: Selection, base_dir: Path) -> list[str]:
-    """What `--dry-run` shows: counts, bytes, where it would go, the biggest files and dirs.
-
-    Bytes are shown apparent (the files' sizes) and allocated (their blocks on disk): a sparse
-    file's holes cost the snapshot nothing, as they cost the project nothing.
-    """
-    allocated = sum(e.blocks * 512 for e in selection.entries if e.kind == "file")
-    lines = [
-        f"Would copy <c1>{selection.file_count}</> files, {_size(selection.total_bytes)} apparent,"
-        f" {_size(allocated)} allocated ({_e(selection.source)} selection)"
-        f" from <c1>{_e(str(selection.root))}</>",
-        f"into a new snapshot under <c1>{_e(str(base_dir))}</>",
-    ]
-    largest = selection.largest_files(10)
-    if largest:
-        lines.append("")
-        lines.append("Largest files:")
-        lines.extend(
-            f"  {_size(e.size):>10}  {_e(e.path)}"
-            + (f" ({_size(e.blocks * 512)} allocated)" if e.blocks * 512 < e.size else "")
-            for e in largest
-        )
-    directories = selection.largest_directories(10)
-    if directories:
-        lines.append("")
-        lines.append("Largest directories:")
-        lines.extend(
-            f"  {_size(size):>10}  {files:>7} files  {_e(path)}"
-            for path, size, files in directories
-        )
-    if selection.skipped:
-        lines.append("")
-        lines.append(f"Skipped: {len(selection.skipped)}")
-        lines.extend(f"  {_e(s.path)} ({_e(s.reason)})" for s in selection.skipped[:20])
-    return lines
-
-
-def selection_too_big(selection: Selection) -> list[str]:
-    lines = [
-        f"<warning>The snapshot selects {selection.file_count} files,"
-        f" {_size(selection.total_bytes)}; the biggest contributors:</>"
-    ]
-    lines.extend(
-        f"<warning>  {_size(size):>10}  {files:>7} files  {_e(path)}</>"
-        for path, size, files in selection.largest_directories(5)
-    )
-    lines.append("<warning>Exclude what the run does not need: --exclude PATTERN or .gitignore.</>")
-    return lines
-
-
-def snapshot_line(snapshot_id: str, path: Path, copy: CopySummary) -> str:
-    linked = (
-        f", {copy.files_linked} hard-linked from {copy.linked_from}" if copy.files_linked else ""
-    )
-    return (
-        f"Snapshot <c1>{_e(snapshot_id)}</>: {copy.files} files, {_size(copy.bytes)}{linked}"
-        f" in <c1>{_e(str(path))}</>"
-    )

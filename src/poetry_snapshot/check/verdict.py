@@ -15,23 +15,23 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
-from poetry_snapshot import lockstate
-from poetry_snapshot import ownership
-from poetry_snapshot.drift import DeepSummary
-from poetry_snapshot.drift import Drift
-from poetry_snapshot.drift import DriftKind
-from poetry_snapshot.drift import DriftReport
-from poetry_snapshot.drift import interpreter_drift
-from poetry_snapshot.drift import operation_drifts
-from poetry_snapshot.drift import root_drifts
-from poetry_snapshot.environment import Interpreter
-from poetry_snapshot.environment import find_project_env
-from poetry_snapshot.envlayout import EnvLayout
-from poetry_snapshot.envlayout import RealDirectories
-from poetry_snapshot.record import InstalledDistribution
-from poetry_snapshot.record import check_records
-from poetry_snapshot.record import read_installed_files
-from poetry_snapshot.record import read_record
+from poetry_snapshot.check import lock
+from poetry_snapshot.check import ownership
+from poetry_snapshot.check.drift import DeepSummary
+from poetry_snapshot.check.drift import Drift
+from poetry_snapshot.check.drift import DriftKind
+from poetry_snapshot.check.drift import DriftReport
+from poetry_snapshot.check.drift import interpreter_drift
+from poetry_snapshot.check.drift import operation_drifts
+from poetry_snapshot.check.drift import root_drifts
+from poetry_snapshot.check.env_layout import EnvLayout
+from poetry_snapshot.check.env_layout import RealDirectories
+from poetry_snapshot.check.environment import Interpreter
+from poetry_snapshot.check.environment import find_project_env
+from poetry_snapshot.check.installed_files import InstalledDistribution
+from poetry_snapshot.check.installed_files import check_records
+from poetry_snapshot.check.installed_files import read_installed_files
+from poetry_snapshot.check.installed_files import read_record
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -42,10 +42,10 @@ if TYPE_CHECKING:
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
-    from poetry_snapshot.lockstate import InstallSelection
-    from poetry_snapshot.lockstate import LockPlan
-    from poetry_snapshot.ownership import OwnershipScan
-    from poetry_snapshot.record import FileProblem
+    from poetry_snapshot.check.installed_files import FileProblem
+    from poetry_snapshot.check.lock import InstallSelection
+    from poetry_snapshot.check.lock import LockPlan
+    from poetry_snapshot.check.ownership import OwnershipScan
 
 
 @dataclass(frozen=True)
@@ -72,16 +72,16 @@ def verify(poetry: Poetry, request: CheckRequest) -> DriftReport:
 def inspect(poetry: Poetry, request: CheckRequest) -> Inspection:
     """verify(), also returning the env and the packages found in it."""
     selection = request.selection
-    locker = lockstate.read_lock(poetry)
-    lockstate.validate_extras(poetry, selection.extras)
+    locker = lock.read_lock(poetry)
+    lock.validate_extras(poetry, selection.extras)
     root = poetry.package
-    sync = "poetry sync" + lockstate.install_flags(
+    sync = "poetry sync" + lock.install_flags(
         selection,
-        default_groups=lockstate.default_groups(poetry),
+        default_groups=lock.default_groups(poetry),
         all_extras=set(root.extras),
     )
     drifts: list[Drift] = []
-    fresh = lockstate.is_fresh(locker)
+    fresh = lock.is_fresh(locker)
     if not fresh:
         drifts.append(
             Drift(
@@ -122,8 +122,8 @@ def inspect(poetry: Poetry, request: CheckRequest) -> Inspection:
         drifts.append(wrong_python)
 
     try:
-        plan = lockstate.plan(poetry, env, selection)
-    except lockstate.LockUnsolvable:
+        plan = lock.plan(poetry, env, selection)
+    except lock.LockUnsolvable:
         if fresh:
             raise
         # With installer.re-resolve (Poetry 2.0's default) a stale lock may not even solve:
@@ -251,8 +251,8 @@ def installed_distributions(
 
 def _conda_owners(layout: EnvLayout) -> list[ownership.Owner]:
     """In a conda prefix, the files each conda package installed (`conda-meta/*.json`)."""
-    from poetry_snapshot.exporters.condameta import find_conda_prefix
-    from poetry_snapshot.exporters.condameta import read_conda_prefix
+    from poetry_snapshot.check.conda_meta import find_conda_prefix
+    from poetry_snapshot.check.conda_meta import read_conda_prefix
 
     prefix = find_conda_prefix([Path(layout.prefix)])
     if prefix is None:

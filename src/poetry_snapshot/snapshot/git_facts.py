@@ -26,7 +26,7 @@ from typing import Any
 from typing import NamedTuple
 from urllib.parse import quote
 
-from poetry_snapshot.gitcommand import Git
+from poetry_snapshot.snapshot.git import Git
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
