@@ -19,6 +19,7 @@ import pytest
 
 from poetry_snapshot.errors import CopyError
 from poetry_snapshot.errors import SnapshotError
+from poetry_snapshot.hashing import CHUNK
 from poetry_snapshot.snapshot import copier
 from poetry_snapshot.snapshot.copier import CopiedFile
 from poetry_snapshot.snapshot.copier import CopyResult
@@ -128,7 +129,7 @@ def source(tmp_path: Path) -> Path:
     write(root / "src/pkg/mod.py", os.urandom(5000), 0o640, OLD + 7)
     # Around the in-memory limit, and a streamed one in several chunks.
     write(root / "data/almost.bin", os.urandom(copier._LARGE - 1), 0o644, OLD)
-    write(root / "data/big.bin", os.urandom(3 * copier._CHUNK + 12345), 0o644, OLD)
+    write(root / "data/big.bin", os.urandom(3 * CHUNK + 12345), 0o644, OLD)
     (root / "links").mkdir()
     (root / "links/relative").symlink_to("../README.md")
     (root / "links/absolute").symlink_to("/etc/hostname")
@@ -287,8 +288,8 @@ def test_progress_is_reported_from_the_calling_thread(tmp_path: Path) -> None:
     root = tmp_path / "project"
     for i in range(300):
         write(root / f"f{i}", os.urandom(3000))
-    write(root / "big", os.urandom(5 * copier._CHUNK))
-    total = 300 * 3000 + 5 * copier._CHUNK
+    write(root / "big", os.urandom(5 * CHUNK))
+    total = 300 * 3000 + 5 * CHUNK
     calls: list[tuple[int, int]] = []
     threads = set()
 
@@ -848,7 +849,7 @@ def test_a_file_of_holes_costs_no_disk_and_is_not_read(
 def test_data_and_holes_are_copied_exactly_and_stay_holes(
     tmp_path: Path, bytes_read: list[int]
 ) -> None:
-    head, middle, tail = os.urandom(copier._CHUNK + 3), os.urandom(70_000), os.urandom(5000)
+    head, middle, tail = os.urandom(CHUNK + 3), os.urandom(70_000), os.urandom(5000)
     root = tmp_path / "project"
     files = {
         # data, a hole, data, a hole, data, and a hole at the end (only the size says so)
@@ -859,7 +860,7 @@ def test_data_and_holes_are_copied_exactly_and_stay_holes(
         ),
         # below the size that gets a pool task of its own: still sparse
         "small.img": sparse(root / "small.img", [(0, b"x" * 4096), (512 << 10, b"y")], 900 << 10),
-        "dense.bin": write(root / "dense.bin", os.urandom(3 * copier._CHUNK), 0o644, OLD),
+        "dense.bin": write(root / "dense.bin", os.urandom(3 * CHUNK), 0o644, OLD),
     }
     result = copy(select_tree(root), tmp_path / "snap")
     assert_same_tree(root, tmp_path / "snap")  # byte for byte, modes, mtimes
@@ -869,7 +870,7 @@ def test_data_and_holes_are_copied_exactly_and_stay_holes(
         assert allocated(held) <= allocated(path), name
         assert by_path[name].sha256 == sha256_of_file(held) == sha256_of_file(path), name
     assert allocated(tmp_path / "snap/big.img") < 8 << 20
-    data = len(head) + len(middle) + len(tail) + 4097 + 3 * copier._CHUNK
+    data = len(head) + len(middle) + len(tail) + 4097 + 3 * CHUNK
     assert sum(bytes_read) < data + (4 << 20)  # the holes were not read (blocks round data up)
 
 

@@ -15,14 +15,16 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def atomic_writer(path: Path, mode: int = 0o644, *, durable: bool = True) -> Iterator[IO[bytes]]:
+def atomic_writer(
+    path: Path, mode: int | None = 0o644, *, durable: bool = True
+) -> Iterator[IO[bytes]]:
     """A binary file object whose content replaces `path` in one rename when the block ends.
 
     The temporary file lives beside `path` (same filesystem, so the rename is atomic), so a
     crashed process leaves either the old file or the new one. With `durable` the data and the
     rename are also fsync'ed, so a power cut does too. If the block raises, `path` is untouched
-    and the temporary file is removed. Every file this plugin generates (manifests, exports)
-    is written through here.
+    and the temporary file is removed. `mode` None: what open() would create, the umask
+    applied by the kernel.
     """
     fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -34,7 +36,7 @@ def atomic_writer(path: Path, mode: int = 0o644, *, durable: bool = True) -> Ite
 
 @contextmanager
 def atomic_writer_at(
-    directory: int, name: str, mode: int = 0o644, *, durable: bool = True
+    directory: int, name: str, mode: int | None = 0o644, *, durable: bool = True
 ) -> Iterator[IO[bytes]]:
     """atomic_writer() for the file `name` in the directory open as `directory`: the write
     lands in that directory even if its path now names another one (a directory renamed
@@ -46,7 +48,7 @@ def atomic_writer_at(
             fd = os.open(
                 temporary,
                 os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
-                0o600,
+                0o666 if mode is None else 0o600,
                 dir_fd=directory,
             )
             break
@@ -58,7 +60,8 @@ def atomic_writer_at(
         with os.fdopen(fd, "wb") as stream:
             yield stream
             stream.flush()
-            os.fchmod(stream.fileno(), mode)
+            if mode is not None:
+                os.fchmod(stream.fileno(), mode)
             if durable:
                 os.fsync(stream.fileno())
         os.replace(temporary, name, src_dir_fd=directory, dst_dir_fd=directory)
@@ -86,6 +89,22 @@ def sync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+def process_umask() -> int | None:
+    """The process umask, read without changing it, or None where the OS does not tell.
+
+    os.umask() can only read it by setting it, and between the two calls every thread that
+    creates a file gets the temporary mask: /proc/self/status (Linux) tells it without a race.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def write_atomic(path: Path, data: bytes, mode: int | None = 0o644) -> None:
     with atomic_writer(path, mode) as stream:
         stream.write(data)

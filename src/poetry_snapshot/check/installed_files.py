@@ -29,23 +29,29 @@ import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import NamedTuple
 
+from packaging.utils import canonicalize_name
+
 from poetry_snapshot.check.drift import UncheckedFile
 from poetry_snapshot.check.env_layout import RealDirectories
+from poetry_snapshot.hashing import CHUNK
+from poetry_snapshot.hashing import hash_chunks
+from poetry_snapshot.hashing import read_whole
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from collections.abc import Iterable
     from collections.abc import Iterator
     from collections.abc import Sequence
-    from pathlib import Path
+
+    from packaging.utils import NormalizedName
 
     from poetry_snapshot.check.env_layout import EnvLayout
 
 _SMALL_FILE = 1 << 20  # read in one call below this size
-_CHUNK = 1 << 20
 _BATCH = 64
 _HEAD = 512  # enough for a `#!` line
 _OPEN = (
@@ -63,6 +69,42 @@ class InstalledDistribution:
 
     name: str
     dist_info: Path
+
+
+class MetadataDirectory(NamedTuple):
+    """A `.dist-info` or `.egg-info` directory, with what its name says (not its METADATA)."""
+
+    path: Path
+    name: NormalizedName  # canonicalized
+    version: str  # "" for a develop install's bare "{name}.egg-info"
+    kind: str  # "dist-info" or "egg-info"
+
+
+def metadata_directories(directories: Iterable[str]) -> Iterator[MetadataDirectory]:
+    """The distributions' metadata directories in `directories`, in order, each sorted by name,
+    as importlib.metadata and Poetry's InstalledRepository walk them (unreadable or missing
+    directories and zip files are skipped). The names are parsed as the specs write them:
+    "{escaped name}-{version}.dist-info" (the name is all before the last dash), and
+    "{name}-{version}-py{X.Y}.egg-info" or a develop install's "{name}.egg-info"."""
+    for directory in directories:
+        if not directory.strip():
+            continue
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for name in names:
+            stem, _, suffix = name.rpartition(".")
+            if suffix == "dist-info":
+                dist_name, _, version = stem.rpartition("-")
+            elif suffix == "egg-info":
+                dist_name, _, rest = stem.partition("-")
+                version = rest.partition("-")[0]
+            else:
+                continue
+            yield MetadataDirectory(
+                Path(directory, name), canonicalize_name(dist_name), version, suffix
+            )
 
 
 @dataclass(frozen=True)
@@ -140,7 +182,7 @@ def read_regular_file(path: str) -> bytes:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):  # replaced since the lstat
             raise NotARegularFile(describe_mode(st.st_mode))
-        return _read_all(fd, st.st_size)
+        return read_whole(fd, st.st_size)
     finally:
         os.close(fd)
 
@@ -331,12 +373,12 @@ def _foreign_shebang(head: bytes, own_shebangs: tuple[bytes, ...]) -> bool:
 def _check_batch(
     batch: Sequence[RecordEntry], contains: Callable[[str], bool]
 ) -> list[tuple[RecordEntry, tuple[str, str, int, bytes]]]:
-    buffer = bytearray(_CHUNK)
+    buffer = memoryview(bytearray(CHUNK))
     return [(entry, _check_file(entry, buffer, contains)) for entry in batch]
 
 
 def _check_file(
-    entry: RecordEntry, buffer: bytearray, contains: Callable[[str], bool]
+    entry: RecordEntry, buffer: memoryview, contains: Callable[[str], bool]
 ) -> tuple[str, str, int, bytes]:
     """(state, what was found, bytes read, the file's first bytes) for one RECORD entry."""
     path = entry.path
@@ -376,42 +418,16 @@ def _check_file(
     return "modified", f"{entry.algorithm}={digest}, {size} bytes", size, head
 
 
-def _digest(fd: int, algorithm: str, size: int, buffer: bytearray) -> tuple[str, bytes]:
+def _digest(fd: int, algorithm: str, size: int, buffer: memoryview) -> tuple[str, bytes]:
     hasher = hashlib.new(algorithm)
     if size < _SMALL_FILE:
-        data = _read_all(fd, size)
+        data = read_whole(fd, size)
         hasher.update(data)
         head = data[:_HEAD]
     else:
-        view = memoryview(buffer)
-        head = b""
-        while True:
-            n = os.readv(fd, [view]) if hasattr(os, "readv") else _readinto(fd, view)
-            if not n:
-                break
-            if not head:
-                head = bytes(view[: min(n, _HEAD)])
-            hasher.update(view[:n])
+        hash_chunks(fd, hasher, buffer)
+        head = os.pread(fd, _HEAD, 0)  # a `#!` line matters for small scripts only
     return base64.urlsafe_b64encode(hasher.digest()).rstrip(b"=").decode("ascii"), head
-
-
-def _read_all(fd: int, size: int) -> bytes:
-    parts = list(_read_until_eof(fd, size + 1))
-    return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-def _read_until_eof(fd: int, hint: int) -> Iterator[bytes]:
-    while True:
-        chunk = os.read(fd, max(hint, 4096))
-        if not chunk:
-            return
-        yield chunk
-
-
-def _readinto(fd: int, view: memoryview) -> int:
-    data = os.read(fd, len(view))
-    view[: len(data)] = data
-    return len(data)
 
 
 def _expect(entry: RecordEntry) -> str:

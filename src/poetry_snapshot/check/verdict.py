@@ -30,6 +30,7 @@ from poetry_snapshot.check.environment import Interpreter
 from poetry_snapshot.check.environment import find_project_env
 from poetry_snapshot.check.installed_files import InstalledDistribution
 from poetry_snapshot.check.installed_files import check_records
+from poetry_snapshot.check.installed_files import metadata_directories
 from poetry_snapshot.check.installed_files import read_installed_files
 from poetry_snapshot.check.installed_files import read_record
 
@@ -220,32 +221,17 @@ def installed_distributions(
 
     versions = {package.name: package.version for package in installed}
     found: dict[str, InstalledDistribution] = {}
-    for directory in layout.site_dirs:
-        try:
-            names = sorted(os.listdir(directory))
-        except OSError:
+    for directory in metadata_directories(layout.site_dirs):
+        name = directory.name
+        if name not in versions or name in found:
             continue
-        for name in names:
-            stem, _, suffix = name.rpartition(".")
-            if suffix == "dist-info":
-                # "{escaped name}-{version}.dist-info"
-                dist_name, _, version = stem.rpartition("-")
-            elif suffix == "egg-info":
-                # "{name}-{version}-py{X.Y}.egg-info", or "{name}.egg-info" from a develop install
-                dist_name, _, rest = stem.partition("-")
-                version = rest.partition("-")[0]
-            else:
-                continue
-            canonical = canonicalize_name(dist_name)
-            if canonical not in versions or canonical in found:
-                continue
-            if version or suffix == "dist-info":
-                try:
-                    if Version.parse(version) != versions[canonical]:
-                        continue
-                except (ParseConstraintError, ValueError):
+        if directory.version or directory.kind == "dist-info":
+            try:
+                if Version.parse(directory.version) != versions[name]:
                     continue
-            found[canonical] = InstalledDistribution(canonical, Path(directory, name))
+            except (ParseConstraintError, ValueError):
+                continue
+        found[name] = InstalledDistribution(name, directory.path)
     return [found[name] for name in sorted(found)]
 
 

@@ -337,21 +337,14 @@ def _installed_version(env: Env, name: str) -> str | None:
     """The version of a distribution installed in the env, read from its site-packages."""
     from importlib.metadata import PathDistribution
 
+    from poetry_snapshot.check.installed_files import metadata_directories
+
     wanted = canonicalize_name(name)
-    for directory in env.site_packages.candidates:
-        try:
-            entries = sorted(Path(directory).iterdir())
-        except OSError:
-            continue
-        for entry in entries:
-            # "{escaped name}-{version}.dist-info": the name is all before the last dash.
-            if (
-                entry.suffix == ".dist-info"
-                and canonicalize_name(entry.stem.rpartition("-")[0]) == wanted
-            ):
-                version = PathDistribution(entry).version
-                if version:
-                    return str(version)
+    for directory in metadata_directories(str(d) for d in env.site_packages.candidates):
+        if directory.kind == "dist-info" and directory.name == wanted:
+            version = PathDistribution(directory.path).version
+            if version:
+                return str(version)
     return None
 
 

@@ -23,6 +23,9 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from poetry_snapshot.check.installed_files import metadata_directories
+from poetry_snapshot.check.installed_files import read_regular_file
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from collections.abc import Mapping
@@ -171,19 +174,10 @@ def installed_distributions(env: Env) -> tuple[Distribution, ...]:
 
 def distributions_on_path(entries: Iterable[str], prefix: Path) -> tuple[Distribution, ...]:
     found: dict[str, Distribution] = {}
-    for entry in entries:
-        if not entry.strip():
-            continue
-        try:
-            paths = sorted(Path(entry).iterdir())
-        except OSError:
-            continue  # zip files, missing directories
-        for path in paths:
-            if path.suffix not in (".dist-info", ".egg-info"):
-                continue
-            dist = _read_distribution(path, prefix)
-            if dist is not None and dist.name not in found:
-                found[dist.name] = dist
+    for directory in metadata_directories(entries):
+        dist = _read_distribution(directory.path, prefix)
+        if dist is not None and dist.name not in found:
+            found[dist.name] = dist
     return tuple(found[name] for name in sorted(found))
 
 
@@ -198,11 +192,11 @@ def _read_distribution(path: Path, prefix: Path) -> Distribution | None:
         return None  # Poetry warns about these and skips them too
     direct_url_text = dist.read_text("direct_url.json")
     direct_url = _direct_url(direct_url_text)
-    record = path / "RECORD"
     try:
-        record_sha256: str | None = hashlib.sha256(record.read_bytes()).hexdigest()
+        record = read_regular_file(str(path / "RECORD"))
+        record_sha256: str | None = hashlib.sha256(record).hexdigest()
     except OSError:
-        record_sha256 = None  # egg-info, or a RECORD-less install
+        record_sha256 = None  # egg-info, a RECORD-less install, or no regular file
     installer = dist.read_text("INSTALLER")
     return Distribution(
         name=canonicalize_name(name),

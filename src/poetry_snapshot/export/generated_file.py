@@ -1,8 +1,7 @@
 """Files this plugin generates: written atomically, or compared byte for byte (`--check`).
 
-Every generated file (exports, snapshot manifests) goes through here, so "is the file on disk
-what we would write?" has one answer everywhere: the same bytes. Content is text, encoded as
-UTF-8 with `\\n` line ends on every platform, so a file written on Windows checks clean on Linux.
+Every export goes through here, so "is the file on disk what we would write?" has one answer
+everywhere: the same bytes. Content is text, encoded as UTF-8 with `\\n` line ends.
 """
 
 from __future__ import annotations
@@ -91,9 +90,9 @@ def write_atomically(file: GeneratedFile) -> None:
             "Create the directory first.",
         )
     try:
-        mode = target.stat().st_mode & 0o7777
+        mode: int | None = target.stat().st_mode & 0o7777
     except FileNotFoundError:
-        mode = 0o666 & ~_umask()
+        mode = None  # a new file: as open() creates it, the umask applied by the kernel
     except OSError as e:
         raise OutputFileError(f"Cannot write {file.path}: {e.strerror or e}.") from None
     try:
@@ -102,10 +101,3 @@ def write_atomically(file: GeneratedFile) -> None:
         raise OutputFileError(
             f"Cannot write {file.path}: {e.strerror or e}.", "Check the path and its permissions."
         ) from None
-
-
-def _umask() -> int:
-    # The only portable way to read the umask is to set it; put it back at once.
-    current = os.umask(0o022)
-    os.umask(current)
-    return current

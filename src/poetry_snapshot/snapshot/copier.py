@@ -79,8 +79,13 @@ from typing import TYPE_CHECKING
 from typing import NamedTuple
 from typing import Protocol
 
+from poetry_snapshot.atomic import process_umask
 from poetry_snapshot.errors import CopyError
 from poetry_snapshot.errors import quoted
+from poetry_snapshot.hashing import CHUNK
+from poetry_snapshot.hashing import hash_chunks
+from poetry_snapshot.hashing import read_into
+from poetry_snapshot.hashing import read_whole
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -91,7 +96,7 @@ if TYPE_CHECKING:
 # Below this size a file is read with one call and written from memory; at or above it, the
 # file gets a pool task of its own and is cloned, copied server-side or streamed in chunks.
 _LARGE = 1 << 20
-_CHUNK = 1 << 20
+
 # A batch of small files ends at whichever comes first; both keep a batch near a millisecond
 # of work, far above the pool's per-task cost, and leave enough batches to balance threads.
 _BATCH_FILES = 64
@@ -347,7 +352,8 @@ class _Copier:
         # Files with an mtime before this have a trustworthy stat signature (see RACY_NS).
         self.trust_before = 0 if link_base is None else link_base.created_ns - RACY_NS
         self.stop = threading.Event()
-        self.umask = _current_umask()
+        umask = process_umask()
+        self.umask = 0o777 if umask is None else umask  # unknown: every file gets an fchmod
         # Written by any thread; a stale read only costs one more failed attempt.
         self.can_link = link_base is not None
         self.can_clone = sys.platform == "linux"
@@ -687,7 +693,7 @@ class _Copier:
             copied = 0
             try:
                 while copied < st.st_size:
-                    n = os.copy_file_range(source, fd, _CHUNK << 6)
+                    n = os.copy_file_range(source, fd, CHUNK << 6)
                     if not n:
                         break
                     copied += n
@@ -731,18 +737,17 @@ class _Copier:
         if _is_sparse(st):
             return self._sparse_pass(source, fd, path, st.st_size, meter)
         hasher = hashlib.sha256()
-        view = self._buffer()
-        size = 0
-        while True:
-            n = _read_into(source, view, path)
-            if not n:
-                return hasher.digest(), size
-            chunk = view[:n]
-            hasher.update(chunk)
+
+        def each(chunk: memoryview) -> None:
             if fd is not None:
                 _write_all(fd, chunk, path)
-            size += n
-            meter.chunk(n)
+            meter.chunk(len(chunk))
+
+        try:
+            size = hash_chunks(source, hasher, self._buffer(), each)
+        except OSError as e:
+            raise _source_error(path, e) from None
+        return hasher.digest(), size
 
     def _sparse_pass(
         self, source: int, fd: int | None, path: str, size: int, meter: _Meter
@@ -782,7 +787,7 @@ class _Copier:
     def _buffer(self) -> memoryview:
         buffer: memoryview | None = getattr(self._per_thread, "view", None)
         if buffer is None:
-            buffer = self._per_thread.view = memoryview(bytearray(_CHUNK))
+            buffer = self._per_thread.view = memoryview(bytearray(CHUNK))
         return buffer
 
 
@@ -812,23 +817,15 @@ def _prefix(directory: Path) -> str:
 
 
 def _read_small(fd: int, size: int, path: str) -> bytes:
-    """The whole file: one read, unless it grew or shrank since fstat."""
     try:
-        data = os.read(fd, size + 1)
-        if len(data) == size:
-            return data  # regular files read short only at EOF: no second call to find it
-        parts = [data]
-        while data:
-            data = os.read(fd, max(size, 1 << 16))
-            parts.append(data)
+        return read_whole(fd, size)
     except OSError as e:
         raise _source_error(path, e) from None
-    return b"".join(parts)
 
 
 def _read_into(fd: int, view: memoryview, path: str) -> int:
     try:
-        return os.readv(fd, [view])
+        return read_into(fd, view)
     except OSError as e:
         raise _source_error(path, e) from None
 
@@ -858,7 +855,7 @@ def _next_data(source: int, position: int, size: int, path: str) -> tuple[int, i
 @functools.cache
 def _zeros() -> memoryview:
     # calloc'd and never written: reading it maps the kernel's zero page, not new memory.
-    return memoryview(bytes(_CHUNK))
+    return memoryview(bytes(CHUNK))
 
 
 def _hash_zeros(hasher: hashlib._Hash, n: int, meter: _Meter) -> None:
@@ -935,18 +932,6 @@ def _destination_error(path: str, error: OSError) -> CopyError:
             "Choose a writable base directory (--base-dir).",
         )
     return CopyError(f"Cannot write {quoted(path)} into the snapshot: {error.strerror}.")
-
-
-def _current_umask() -> int:
-    """The process umask, read without changing it (os.umask would race other threads)."""
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o777  # unknown: every file gets an explicit fchmod
 
 
 def _filesystem_type(path: str) -> str | None:

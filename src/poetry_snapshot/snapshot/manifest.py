@@ -354,10 +354,6 @@ def tree_digest(files: Iterable[CopiedFile]) -> str:
     return digest.hexdigest()
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def allowed_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return {key: environ[key] for key in ENV_ALLOWLIST if key in environ}
 

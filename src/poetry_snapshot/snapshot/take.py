@@ -23,6 +23,7 @@ from poetry_snapshot.check.environment import find_project_env
 from poetry_snapshot.errors import NoEnvironmentError
 from poetry_snapshot.errors import SnapshotError
 from poetry_snapshot.errors import first_line
+from poetry_snapshot.hashing import sha256_file
 from poetry_snapshot.snapshot.manifest import DIFF_NAME
 from poetry_snapshot.snapshot.manifest import METADATA_DIR
 from poetry_snapshot.snapshot.manifest import CopySummary
@@ -36,7 +37,6 @@ from poetry_snapshot.snapshot.manifest import allowed_environment
 from poetry_snapshot.snapshot.manifest import now
 from poetry_snapshot.snapshot.manifest import read_files
 from poetry_snapshot.snapshot.manifest import read_header
-from poetry_snapshot.snapshot.manifest import sha256_of
 from poetry_snapshot.snapshot.manifest import tree_digest
 from poetry_snapshot.snapshot.run_record import RUNS_DIR
 from poetry_snapshot.snapshot.selection import Selection
@@ -382,8 +382,8 @@ def _manifest(
             tags=tags,
         ),
         lock=LockInfo(
-            lock_sha256=sha256_of(locker.lock),
-            pyproject_sha256=sha256_of(poetry.pyproject_path),
+            lock_sha256=sha256_file(locker.lock),
+            pyproject_sha256=sha256_file(poetry.pyproject_path),
             content_hash=content_hash,
         ),
         groups=tuple(sorted(request.check.selection.groups)),
