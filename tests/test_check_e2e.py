@@ -6,11 +6,9 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-import fastjsonschema
 import pytest
 
 from tests.projects import Project
@@ -19,16 +17,16 @@ from tests.projects import lock_without_env
 from tests.projects import project_with_own_index
 from tests.projects import run
 from tests.projects import write_path_dependency
+from tests.schemas import validator
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tests.conftest import MakeProject
 
 pytestmark = pytest.mark.e2e
 
-SCHEMA = json.loads(
-    (Path(__file__).parents[1] / "src/poetry_snapshot/schemas/drift-report.schema.json").read_text()
-)
-validate_report = fastjsonschema.compile(SCHEMA)
+validate_report = validator("drift-report")
 
 
 def kinds(report: dict[str, Any]) -> list[tuple[str, str | None]]:

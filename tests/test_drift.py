@@ -18,7 +18,8 @@ from poetry_snapshot.check.drift import interpreter_drift
 from poetry_snapshot.check.drift import operation_drifts
 from poetry_snapshot.check.drift import root_drifts
 from poetry_snapshot.check.environment import Interpreter
-from poetry_snapshot.check.lock import InstallSelection
+from poetry_snapshot.check.environment import WheelTags
+from poetry_snapshot.check.lock import InstallScope
 from poetry_snapshot.check.lock import install_flags
 
 if TYPE_CHECKING:
@@ -123,8 +124,22 @@ def test_root_drifts(root: ProjectPackage, tmp_path: Path) -> None:
 
 
 def test_interpreter_drift(root: ProjectPackage) -> None:
-    inside = Interpreter("3.11.4", "CPython", "/e/bin/python", "linux")
-    outside = Interpreter("3.12.0", "CPython", "/e/bin/python", "linux")
+    inside = Interpreter(
+        "3.11.4",
+        "CPython",
+        "/e/bin/python",
+        "linux",
+        WheelTags("cp311", "cp311", ("linux_x86_64",)),
+        (),
+    )
+    outside = Interpreter(
+        "3.12.0",
+        "CPython",
+        "/e/bin/python",
+        "linux",
+        WheelTags("cp311", "cp311", ("linux_x86_64",)),
+        (),
+    )
     assert interpreter_drift(root, inside) is None
     drift = interpreter_drift(root, outside)
     assert drift is not None
@@ -148,14 +163,14 @@ def test_interpreter_drift(root: ProjectPackage) -> None:
     ],
 )
 def test_install_flags(groups: set[str], extras: set[str], with_root: bool, flags: str) -> None:
-    selection = InstallSelection(
+    scope = InstallScope(
         frozenset(canonicalize_name(g) for g in groups),
         frozenset(canonicalize_name(e) for e in extras),
         with_root,
     )
     defaults = {canonicalize_name("main"), canonicalize_name("dev")}
     all_extras = {canonicalize_name("fast"), canonicalize_name("gpu")}
-    assert install_flags(selection, defaults, all_extras) == flags
+    assert install_flags(scope, defaults, all_extras) == flags
 
 
 def test_unowned_files_are_listed_after_the_file_kinds() -> None:

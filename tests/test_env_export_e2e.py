@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-import fastjsonschema
 import pytest
 import tomlkit
 import yaml
@@ -35,6 +34,7 @@ from tests.projects import pyproject
 from tests.projects import run
 from tests.projects import write_package
 from tests.projects import write_path_dependency
+from tests.schemas import validator
 
 if TYPE_CHECKING:
     from tests.conftest import MakeProject
@@ -454,12 +454,6 @@ def test_pylock_without_the_index_is_one_clear_error(
 # --- the JSON environment manifest ----------------------------------------------------------------
 
 
-def validator() -> Any:
-    drift = json.loads((SCHEMAS / "drift-report.schema.json").read_text())
-    manifest = json.loads((SCHEMAS / "environment-manifest.schema.json").read_text())
-    return fastjsonschema.compile(manifest, handlers={"https": lambda uri: drift})
-
-
 def test_json_manifest_is_the_installed_state(make_project: MakeProject) -> None:
     def libs(root: Path) -> None:
         write_path_dependency(root / "libs" / "editlib", "editlib")
@@ -473,7 +467,7 @@ def test_json_manifest_is_the_installed_state(make_project: MakeProject) -> None
         },
         before_lock=libs,
     )
-    validate = validator()
+    validate = validator("environment-manifest")
     manifest = json.loads(export(project, "-f", "json").stdout)
     validate(manifest)
     assert manifest["schema_version"] == 1

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import fastjsonschema
 from cleo.formatters.formatter import Formatter
 
 from poetry_snapshot.check.drift import DeepSummary
@@ -14,11 +12,11 @@ from poetry_snapshot.check.drift import DriftKind
 from poetry_snapshot.check.drift import DriftReport
 from poetry_snapshot.check.drift import UncheckedFile
 from poetry_snapshot.check.environment import Interpreter
+from poetry_snapshot.check.environment import WheelTags
 from poetry_snapshot.check.rendering import drift_json
 from poetry_snapshot.check.rendering import drift_table
 from poetry_snapshot.check.rendering import github_annotations
-
-SCHEMA = Path(__file__).parents[1] / "src/poetry_snapshot/schemas/drift-report.schema.json"
+from tests.schemas import validator
 
 
 def report(*drifts: Drift, deep: DeepSummary | None = None) -> DriftReport:
@@ -27,7 +25,14 @@ def report(*drifts: Drift, deep: DeepSummary | None = None) -> DriftReport:
         project_dir="/p",
         lock_file="/p/poetry.lock",
         environment="/p/.venv",
-        interpreter=Interpreter("3.11.7", "CPython", "/p/.venv/bin/python", "linux"),
+        interpreter=Interpreter(
+            "3.11.7",
+            "CPython",
+            "/p/.venv/bin/python",
+            "linux",
+            WheelTags("cp311", "cp311", ("linux_x86_64",)),
+            (),
+        ),
         groups=("main",),
         extras=(),
         packages_checked=12,
@@ -74,7 +79,7 @@ def test_deep_summary_and_verbosity() -> None:
 
 
 def test_json_matches_schema() -> None:
-    validate = fastjsonschema.compile(json.loads(SCHEMA.read_text()))
+    validate = validator("drift-report")
     data = json.loads(
         drift_json(
             report(
@@ -133,7 +138,7 @@ def test_unowned_files_are_listed_after_the_file_kinds_and_annotated() -> None:
         " expected absent (no installed distribution lists it), found a file of 9 bytes; Python"
         " runs its import lines at every start. Fix: rm -- /p/.venv/lib/site-packages/evil.pth"
     ]
-    validate = fastjsonschema.compile(json.loads(SCHEMA.read_text()))
+    validate = validator("drift-report")
     data = json.loads(drift_json(report(unowned, deep=DeepSummary(2, 5, 10, scanned=1234))))
     validate(data)
     assert data["drifts"][0]["kind"] == "unowned-file"

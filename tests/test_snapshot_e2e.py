@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-import fastjsonschema
 import pytest
 
 from tests.projects import POETRY
 from tests.projects import run
+from tests.schemas import validator
 
 if TYPE_CHECKING:
     from tests.conftest import MakeProject
@@ -28,13 +28,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 SCHEMAS = Path(__file__).parents[1] / "src/poetry_snapshot/schemas"
-validate_manifest = fastjsonschema.compile(
-    json.loads((SCHEMAS / "manifest.schema.json").read_text())
-)
-validate_report = fastjsonschema.compile(
-    json.loads((SCHEMAS / "drift-report.schema.json").read_text())
-)
-validate_run = fastjsonschema.compile(json.loads((SCHEMAS / "run.schema.json").read_text()))
+validate_manifest = validator("manifest")
+validate_report = validator("drift-report")
+validate_run = validator("run")
 
 PRINT_ORIGIN = "import demo, os, sys; print(demo.__file__); print(os.getcwd()); print(sys.argv[1:])"
 

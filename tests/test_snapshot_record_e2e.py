@@ -239,6 +239,15 @@ def test_manifest_values_recomputed_from_disk(make_project: MakeProject, base_di
         data["interpreter"][k] for k in ("version", "implementation", "platform")
     ] == interpreter
     assert data["interpreter"]["executable"] == str(project.python)
+    # One description of the interpreter, the same in the manifest and in its drift report,
+    # and what the env's own packaging says about its tags.
+    assert data["verification"]["report"]["interpreter"] == data["interpreter"]
+    tag = run(
+        [str(project.python), "-c", "import sys; print(sys.implementation.cache_tag)"],
+        project.environ,
+    ).stdout.strip()
+    assert data["interpreter"]["tags"]["interpreter"] == tag.replace("cpython-", "cp")
+    assert data["interpreter"]["markers"]["python_full_version"] == interpreter[0]
 
 
 # --- 2. the environment: only the allowlist --------------------------------------------------

@@ -155,14 +155,7 @@ class DriftReport:
             "project_dir": self.project_dir,
             "lock_file": self.lock_file,
             "environment": self.environment,
-            "interpreter": None
-            if interpreter is None
-            else {
-                "version": interpreter.version,
-                "implementation": interpreter.implementation,
-                "executable": interpreter.executable,
-                "platform": interpreter.platform,
-            },
+            "interpreter": None if interpreter is None else interpreter.to_json(),
             "groups": list(self.groups),
             "extras": list(self.extras),
             "packages_checked": self.packages_checked,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from typing import Any
 
 from poetry_snapshot.errors import EnvironmentInspectionError
 from poetry_snapshot.errors import first_line
@@ -14,23 +15,67 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Interpreter:
-    """The project environment's Python, as its own marker environment describes it."""
+class WheelTags:
+    """The wheel tags an interpreter accepts, most preferred first (packaging.tags)."""
 
-    version: str
-    implementation: str
+    interpreter: str  # e.g. cp311
+    abi: str  # e.g. cp311
+    platforms: tuple[str, ...]  # without "any"
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """The project environment's Python as wheel installers see it: what the drift report, the
+    snapshot manifest and the env manifest all record, in one JSON shape
+    (schemas/interpreter.schema.json)."""
+
+    version: str  # major.minor.micro
+    implementation: str  # platform_python_implementation
     executable: str
-    platform: str
+    platform: str  # sys.platform
+    tags: WheelTags
+    markers: tuple[tuple[str, str], ...]  # the PEP 508 marker environment, sorted
 
     @classmethod
     def of(cls, env: Env) -> Interpreter:
+        # Poetry runs the env's own Python once for its markers and derives the tags from
+        # them (VirtualEnv.marker_env / supported_tags); both are cached on the Env.
         markers = env.marker_env
+        tags = env.supported_tags
+        first = tags[0] if tags else None
         return cls(
             version=".".join(str(part) for part in env.version_info[:3]),
             implementation=str(markers["platform_python_implementation"]),
             executable=str(env.python),
             platform=str(markers["sys_platform"]),
+            tags=WheelTags(
+                interpreter=first.interpreter if first else "",
+                abi=first.abi if first else "",
+                platforms=tuple(dict.fromkeys(t.platform for t in tags if t.platform != "any")),
+            ),
+            markers=tuple(sorted((k, str(v)) for k, v in markers.items() if _recorded(k, v))),
         )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "implementation": self.implementation,
+            "executable": self.executable,
+            "platform": self.platform,
+            "tags": {
+                "interpreter": self.tags.interpreter,
+                "abi": self.tags.abi,
+                "platforms": list(self.tags.platforms),
+            },
+            "markers": dict(self.markers),
+        }
+
+
+def _recorded(key: str, value: object) -> bool:
+    # Poetry adds tuples (version_info) to the PEP 508 markers; keep the strings. The kernel's
+    # release and build string describe the machine, not the environment: a kernel update
+    # must not make a manifest stale.
+    return isinstance(value, str) and key not in ("platform_release", "platform_version")
 
 
 def find_project_env(poetry: Poetry) -> Env | None:

@@ -38,8 +38,10 @@ class LockUnsolvable(ConfigurationError):
 
 
 @dataclass(frozen=True)
-class InstallSelection:
-    """Which part of the lock an environment is meant to hold: `poetry install`'s options."""
+class InstallScope:
+    """Which part of the lock an environment is meant to hold, as `poetry install`'s group,
+    extras and root options choose it (the install scope; the *file selection* is which
+    project files a snapshot copies)."""
 
     groups: frozenset[NormalizedName]
     extras: frozenset[NormalizedName]
@@ -104,8 +106,8 @@ def validate_extras(poetry: Poetry, extras: Collection[NormalizedName]) -> None:
         )
 
 
-def plan(poetry: Poetry, env: Env, selection: InstallSelection) -> LockPlan:
-    """The operations `poetry sync` would run on `env` for `selection`, computed offline."""
+def plan(poetry: Poetry, env: Env, scope: InstallScope) -> LockPlan:
+    """The operations `poetry sync` would run on `env` for `scope`, computed offline."""
     from poetry.repositories.installed_repository import InstalledRepository
 
     locker = read_lock(poetry)
@@ -115,7 +117,7 @@ def plan(poetry: Poetry, env: Env, selection: InstallSelection) -> LockPlan:
     # changed between Poetry releases (True in 2.0), so ask the running Poetry, like the Installer.
     reresolve = poetry.config.get("installer.re-resolve", False)
     if reresolve or not locker.is_locked_groups_and_markers():
-        transaction = _resolved_transaction(poetry, env, selection, installed)
+        transaction = _resolved_transaction(poetry, env, scope, installed)
     else:
         from poetry.puzzle.transaction import Transaction
 
@@ -128,19 +130,19 @@ def plan(poetry: Poetry, env: Env, selection: InstallSelection) -> LockPlan:
             installed.packages,
             poetry.package,
             env.marker_env,
-            set(selection.groups),
+            set(scope.groups),
         )
     operations = transaction.calculate_operations(
         with_uninstalls=True,
         synchronize=True,
-        extras=set(selection.extras),
+        extras=set(scope.extras),
         system_site_packages={p.name for p in installed.system_site_packages},
     )
     return LockPlan(operations=tuple(operations), installed=tuple(installed.packages))
 
 
 def _resolved_transaction(
-    poetry: Poetry, env: Env, selection: InstallSelection, installed: InstalledRepository
+    poetry: Poetry, env: Env, scope: InstallScope, installed: InstalledRepository
 ) -> Transaction:
     # Installer._do_install's re-resolve branch: a solver whose only repository is the lock.
     # load_deferred(False) keeps it from fetching VCS/URL/path dependencies: offline.
@@ -149,14 +151,14 @@ def _resolved_transaction(
     from poetry.repositories import RepositoryPool
 
     locked = poetry.locker.locked_repository().packages
-    root = poetry.package.with_dependency_groups(list(selection.groups), only=True)
+    root = poetry.package.with_dependency_groups(list(scope.groups), only=True)
     solver = Solver(
         root,
         RepositoryPool.from_packages(locked, poetry.config),
         installed.packages,
         locked,
         NullIO(),
-        active_root_extras=selection.extras,
+        active_root_extras=scope.extras,
     )
     solver.provider.load_deferred(False)
     try:
@@ -180,13 +182,13 @@ def default_groups(poetry: Poetry) -> frozenset[NormalizedName]:
 
 
 def install_flags(
-    selection: InstallSelection,
+    scope: InstallScope,
     default_groups: Collection[NormalizedName],
     all_extras: Collection[NormalizedName],
 ) -> str:
     """The shortest `poetry sync` options that select the same groups, extras and root."""
     flags: list[str] = []
-    groups, defaults = set(selection.groups), set(default_groups)
+    groups, defaults = set(scope.groups), set(default_groups)
     added, removed = sorted(groups - defaults), sorted(defaults - groups)
     if (added and removed) or not groups:
         flags.append(f"--only {','.join(sorted(groups))}" if groups else "--only-root")
@@ -194,10 +196,10 @@ def install_flags(
         flags.append(f"--with {','.join(added)}")
     elif removed:
         flags.append(f"--without {','.join(removed)}")
-    if selection.extras and set(selection.extras) == set(all_extras):
+    if scope.extras and set(scope.extras) == set(all_extras):
         flags.append("--all-extras")
     else:
-        flags.extend(f"-E {extra}" for extra in sorted(selection.extras))
-    if not selection.with_root and groups:
+        flags.extend(f"-E {extra}" for extra in sorted(scope.extras))
+    if not scope.with_root and groups:
         flags.append("--no-root")
     return "".join(f" {flag}" for flag in flags)

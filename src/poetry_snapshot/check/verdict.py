@@ -44,20 +44,20 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
     from poetry_snapshot.check.installed_files import FileProblem
-    from poetry_snapshot.check.lock import InstallSelection
+    from poetry_snapshot.check.lock import InstallScope
     from poetry_snapshot.check.lock import LockPlan
     from poetry_snapshot.check.ownership import OwnershipScan
 
 
 @dataclass(frozen=True)
 class CheckRequest:
-    selection: InstallSelection
+    scope: InstallScope
     deep: bool = False
     allow_extra: bool = False
 
 
 @dataclass(frozen=True)
-class Inspection:
+class Examination:
     """A verification's verdict and what it looked at, for callers that need both."""
 
     report: DriftReport
@@ -67,17 +67,16 @@ class Inspection:
 
 def verify(poetry: Poetry, request: CheckRequest) -> DriftReport:
     """Compare the project's environment with its lock; raises only for configuration errors."""
-    return inspect(poetry, request).report
+    return examine(poetry, request).report
 
 
-def inspect(poetry: Poetry, request: CheckRequest) -> Inspection:
+def examine(poetry: Poetry, request: CheckRequest) -> Examination:
     """verify(), also returning the env and the packages found in it."""
-    selection = request.selection
+    scope = request.scope
     locker = lock.read_lock(poetry)
-    lock.validate_extras(poetry, selection.extras)
     root = poetry.package
     sync = "poetry sync" + lock.install_flags(
-        selection,
+        scope,
         default_groups=lock.default_groups(poetry),
         all_extras=set(root.extras),
     )
@@ -98,8 +97,8 @@ def inspect(poetry: Poetry, request: CheckRequest) -> Inspection:
         project=root.pretty_name,
         project_dir=str(poetry.pyproject_path.parent),
         lock_file=str(locker.lock),
-        groups=tuple(sorted(selection.groups)),
-        extras=tuple(sorted(selection.extras)),
+        groups=tuple(sorted(scope.groups)),
+        extras=tuple(sorted(scope.extras)),
     )
     env = find_project_env(poetry)
     if env is None:
@@ -115,7 +114,7 @@ def inspect(poetry: Poetry, request: CheckRequest) -> Inspection:
         report = make_report(
             environment=None, interpreter=None, packages_checked=0, drifts=tuple(drifts)
         )
-        return Inspection(report, None, ())
+        return Examination(report, None, ())
 
     interpreter = Interpreter.of(env)
     wrong_python = interpreter_drift(root, interpreter)
@@ -123,7 +122,7 @@ def inspect(poetry: Poetry, request: CheckRequest) -> Inspection:
         drifts.append(wrong_python)
 
     try:
-        plan = lock.plan(poetry, env, selection)
+        plan = lock.plan(poetry, env, scope)
     except lock.LockUnsolvable:
         if fresh:
             raise
@@ -135,13 +134,13 @@ def inspect(poetry: Poetry, request: CheckRequest) -> Inspection:
             packages_checked=0,
             drifts=tuple(drifts),
         )
-        return Inspection(report, env, ())
+        return Examination(report, env, ())
     locked_names = {canonicalize_name(p["name"]) for p in locker.lock_data.get("package", [])}
     installed: dict[str, Package] = {package.name: package for package in plan.installed}
     found = operation_drifts(plan.operations, sync, locked_names, installed)
     tolerated = [d for d in found if request.allow_extra and d.kind is DriftKind.EXTRANEOUS]
     drifts.extend(d for d in found if d not in tolerated)
-    if selection.with_root and poetry.is_package_mode:
+    if scope.with_root and poetry.is_package_mode:
         drifts.extend(root_drifts(root, poetry.pyproject_path.parent, plan.installed))
 
     deep = None
@@ -158,7 +157,7 @@ def inspect(poetry: Poetry, request: CheckRequest) -> Inspection:
         tolerated=tuple(tolerated),
         deep=deep,
     )
-    return Inspection(report, env, plan.installed)
+    return Examination(report, env, plan.installed)
 
 
 def _relevant_count(plan: LockPlan) -> int:

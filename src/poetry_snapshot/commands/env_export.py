@@ -136,7 +136,7 @@ what would be written, 1 with a unified diff when it differs, 2 for usage or con
             timestamp = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         return ExportRequest(
             format=fmt,
-            selection=self.install_selection(),
+            scope=self.install_scope(),
             output=output,
             pip_requirements=Path(sidecar) if sidecar else None,
             with_hashes=not self.option("without-hashes"),

@@ -13,7 +13,8 @@ from packaging.utils import canonicalize_name
 from poetry.console.commands.group_command import GroupCommand
 from poetry.console.exceptions import GroupNotFoundError
 
-from poetry_snapshot.check.lock import InstallSelection
+from poetry_snapshot.check.lock import InstallScope
+from poetry_snapshot.check.lock import validate_extras
 from poetry_snapshot.errors import ConfigurationError
 from poetry_snapshot.errors import SnapshotError
 from poetry_snapshot.errors import UsageError
@@ -77,8 +78,8 @@ class InstallOptionsCommand(GroupCommand):
                 message, "Run this inside a Poetry project, or pass --project/-P."
             ) from None
 
-    def install_selection(self) -> InstallSelection:
-        """What `poetry install` with the same options would select."""
+    def install_scope(self) -> InstallScope:
+        """The groups, extras and root `poetry install` with the same options would install."""
         if self.option("extras") and self.option("all-extras"):
             raise UsageError("--extras and --all-extras cannot be used together.", "Pick one.")
         if self.option("all-groups") and any(
@@ -102,7 +103,9 @@ class InstallOptionsCommand(GroupCommand):
                 for value in self.option("extras")
                 for extra in value.replace(",", " ").split()
             }
-        return InstallSelection(
+        # Checked here, once, where the options are read: the cores take a valid scope.
+        validate_extras(poetry, extras)
+        return InstallScope(
             groups=frozenset(groups),
             extras=frozenset(extras),
             with_root=not self.option("no-root"),

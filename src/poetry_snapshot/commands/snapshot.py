@@ -207,7 +207,7 @@ Put the command after <comment>--</comment> so that its options are not read as 
         from poetry_snapshot.check.verdict import CheckRequest
 
         return CheckRequest(
-            selection=self.install_selection(),
+            scope=self.install_scope(),
             deep=self.option("deep"),
             allow_extra=self.option("allow-extra"),
         )

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from cleo.io.io import IO
     from poetry.poetry import Poetry
 
-    from poetry_snapshot.check.lock import InstallSelection
+    from poetry_snapshot.check.lock import InstallScope
     from poetry_snapshot.export.generated_file import GeneratedFile
 
 CONDA = "conda"
@@ -32,7 +32,7 @@ FORMATS = (CONDA, REQUIREMENTS_TXT, PYLOCK_TOML, JSON)
 @dataclass(frozen=True)
 class ExportRequest:
     format: str
-    selection: InstallSelection
+    scope: InstallScope
     output: Path | None = None  # None: stdout
     pip_requirements: Path | None = None  # conda only: pins go to this sidecar file
     with_hashes: bool = True
@@ -56,8 +56,7 @@ def export(poetry: Poetry, request: ExportRequest, io: IO) -> ExportResult:
         from poetry_snapshot.export.env_manifest import build_manifest
         from poetry_snapshot.export.env_manifest import render_manifest
 
-        lock.validate_extras(poetry, request.selection.extras)
-        manifest = build_manifest(poetry, request.selection, request.timestamp)
+        manifest = build_manifest(poetry, request.scope, request.timestamp)
         return ExportResult(render_manifest(manifest))
 
     from poetry_snapshot.export import requirements
@@ -74,7 +73,7 @@ def export(poetry: Poetry, request: ExportRequest, io: IO) -> ExportResult:
 def header_lines(poetry: Poetry, request: ExportRequest) -> list[str]:
     """Comment lines that say a file is generated, and by which command."""
     flags = lock.install_flags(
-        request.selection,
+        request.scope,
         default_groups=lock.default_groups(poetry),
         all_extras=set(poetry.package.extras),
     )

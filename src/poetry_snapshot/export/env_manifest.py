@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
     from poetry_snapshot.check.drift import DriftReport
-    from poetry_snapshot.check.lock import InstallSelection
+    from poetry_snapshot.check.environment import Interpreter
+    from poetry_snapshot.check.lock import InstallScope
 
 # Bump when a field changes meaning or disappears; adding fields keeps the version.
 SCHEMA_VERSION = 1
@@ -65,39 +66,11 @@ class Distribution:
 
 
 @dataclass(frozen=True)
-class InterpreterDescription:
-    """The environment's Python as wheel installers see it."""
-
-    version: str
-    implementation: str
-    executable: str
-    platform: str
-    interpreter_tag: str
-    abi_tag: str
-    platform_tags: tuple[str, ...]  # most preferred first, without "any"
-    markers: tuple[tuple[str, str], ...]  # the PEP 508 marker environment, sorted
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "implementation": self.implementation,
-            "executable": self.executable,
-            "platform": self.platform,
-            "tags": {
-                "interpreter": self.interpreter_tag,
-                "abi": self.abi_tag,
-                "platforms": list(self.platform_tags),
-            },
-            "markers": dict(self.markers),
-        }
-
-
-@dataclass(frozen=True)
 class EnvironmentManifest:
     project: str
     project_dir: str
     environment: str | None
-    interpreter: InterpreterDescription | None
+    interpreter: Interpreter | None
     distributions: tuple[Distribution, ...]
     verification: DriftReport
     generated_at: str | None = None
@@ -122,49 +95,23 @@ def render_manifest(manifest: EnvironmentManifest) -> str:
 
 
 def build_manifest(
-    poetry: Poetry, selection: InstallSelection, generated_at: str | None = None
+    poetry: Poetry, scope: InstallScope, generated_at: str | None = None
 ) -> EnvironmentManifest:
-    from poetry_snapshot.check.environment import find_project_env
     from poetry_snapshot.check.verdict import CheckRequest
-    from poetry_snapshot.check.verdict import verify
+    from poetry_snapshot.check.verdict import examine
 
-    report = verify(poetry, CheckRequest(selection=selection))
-    env = find_project_env(poetry)
+    # The verification's own env and interpreter: the env's Python is started once.
+    examination = examine(poetry, CheckRequest(scope=scope))
+    env, report = examination.env, examination.report
     return EnvironmentManifest(
         project=poetry.package.pretty_name,
         project_dir=str(poetry.pyproject_path.parent),
         environment=None if env is None else str(env.path),
-        interpreter=None if env is None else describe_interpreter(env),
+        interpreter=report.interpreter,
         distributions=() if env is None else installed_distributions(env),
         verification=report,
         generated_at=generated_at,
     )
-
-
-def describe_interpreter(env: Env) -> InterpreterDescription:
-    from poetry_snapshot.check.environment import Interpreter
-
-    interpreter = Interpreter.of(env)
-    tags = env.supported_tags  # packaging.tags.sys_tags() run by the env's own Python
-    platforms = list(dict.fromkeys(t.platform for t in tags if t.platform != "any"))
-    first = tags[0] if tags else None
-    return InterpreterDescription(
-        version=interpreter.version,
-        implementation=interpreter.implementation,
-        executable=interpreter.executable,
-        platform=interpreter.platform,
-        interpreter_tag=first.interpreter if first else "",
-        abi_tag=first.abi if first else "",
-        platform_tags=tuple(platforms),
-        markers=tuple(sorted((k, str(v)) for k, v in env.marker_env.items() if _marker(k, v))),
-    )
-
-
-def _marker(key: str, value: object) -> bool:
-    # Poetry adds tuples (version_info) to the PEP 508 markers; keep the strings. The kernel's
-    # release and build string describe the machine, not the environment: a kernel update
-    # must not make a manifest stale.
-    return isinstance(value, str) and key not in ("platform_release", "platform_version")
 
 
 def installed_distributions(env: Env) -> tuple[Distribution, ...]:

@@ -112,7 +112,6 @@ def _exporter(poetry: Poetry, request: ExportRequest, io: IO) -> Exporter:
     from poetry_plugin_export.exporter import Exporter
 
     locker = lock.read_lock(poetry)
-    lock.validate_extras(poetry, request.selection.extras)
     if not lock.is_fresh(locker):
         # `poetry export` refuses a stale lock too: its pins no longer describe pyproject.toml.
         raise ConfigurationError(
@@ -120,8 +119,8 @@ def _exporter(poetry: Poetry, request: ExportRequest, io: IO) -> Exporter:
             "Run `poetry lock`, then export again.",
         )
     exporter = Exporter(poetry, io)
-    exporter.only_groups(sorted(request.selection.groups))
-    exporter.with_extras(sorted(request.selection.extras))
+    exporter.only_groups(sorted(request.scope.groups))
+    exporter.with_extras(sorted(request.scope.extras))
     return exporter
 
 

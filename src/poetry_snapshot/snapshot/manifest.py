@@ -2,9 +2,11 @@
 
 Stored at `.snapshot/manifest.json` inside each snapshot, written once before the snapshot is
 published and never rewritten: how each run of a command went is recorded beside it, one file
-per run (runs.py). Later features (history list/diff/rerun/prune, Slurm, reproducing a run in
-a fresh env) read it, so fields only ever get added within a schema version. Version 2: the
-outcome of the run moved from `command` to `.snapshot/runs/`.
+per run (run_record.py). Later features (history list/diff/rerun/prune, Slurm, reproducing a
+run in a fresh env) read it, so fields only ever get added within a schema version. Version 2:
+the outcome of the run moved from `command` to `.snapshot/runs/`. Version 3: `interpreter` is
+the one interpreter description of every document (tags as interpreter, ABI and platforms,
+and the marker environment), as in the drift report and the env manifest.
 
 Layout: the header fields first, pretty-printed; then `"files"`, one entry per line, so a
 100,000-file manifest is written and read (for `--link`) without holding it as one document.
@@ -37,10 +39,11 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from poetry_snapshot.check.drift import DriftReport
+    from poetry_snapshot.check.environment import Interpreter
     from poetry_snapshot.snapshot.editables import EditableInstall
     from poetry_snapshot.snapshot.git_facts import GitInfo
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 METADATA_DIR = ".snapshot"
 MANIFEST_NAME = "manifest.json"
 DIFF_NAME = "git.diff"
@@ -75,15 +78,6 @@ class LockInfo:
     lock_sha256: str
     pyproject_sha256: str
     content_hash: str | None  # poetry.lock's metadata.content-hash
-
-
-@dataclass(frozen=True)
-class InterpreterInfo:
-    version: str
-    implementation: str
-    executable: str
-    platform: str
-    tags: tuple[str, ...]  # the most specific wheel tags the interpreter accepts, best first
 
 
 @dataclass(frozen=True)
@@ -123,7 +117,7 @@ class Manifest:
     host: str
     project: ProjectInfo
     tools: Mapping[str, str]
-    interpreter: InterpreterInfo | None
+    interpreter: Interpreter | None
     lock: LockInfo
     groups: tuple[str, ...]
     extras: tuple[str, ...]
@@ -141,7 +135,7 @@ class Manifest:
 
     def header_json(self) -> dict[str, Any]:
         """Everything but the file list."""
-        interpreter = None if self.interpreter is None else dataclasses.asdict(self.interpreter)
+        interpreter = None if self.interpreter is None else self.interpreter.to_json()
         report = self.verification.report
         return {
             "schema_version": SCHEMA_VERSION,

@@ -28,7 +28,6 @@ from poetry_snapshot.snapshot.manifest import DIFF_NAME
 from poetry_snapshot.snapshot.manifest import METADATA_DIR
 from poetry_snapshot.snapshot.manifest import CopySummary
 from poetry_snapshot.snapshot.manifest import InstalledPackage
-from poetry_snapshot.snapshot.manifest import InterpreterInfo
 from poetry_snapshot.snapshot.manifest import LockInfo
 from poetry_snapshot.snapshot.manifest import Manifest
 from poetry_snapshot.snapshot.manifest import ProjectInfo
@@ -118,7 +117,7 @@ def plan(poetry: Poetry, request: SnapshotRequest) -> SnapshotPlan:
     """Verify the environment (per the request) and select the files; writes nothing."""
     from poetry.repositories.installed_repository import InstalledRepository
 
-    from poetry_snapshot.check.verdict import inspect
+    from poetry_snapshot.check.verdict import examine
     from poetry_snapshot.snapshot.editables import find_editables
 
     project_dir = poetry.pyproject_path.parent
@@ -129,8 +128,8 @@ def plan(poetry: Poetry, request: SnapshotRequest) -> SnapshotPlan:
         if env is not None:
             installed = tuple(InstalledRepository.load(env).packages)
     else:
-        inspection = inspect(poetry, request.check)
-        env, report, installed = inspection.env, inspection.report, inspection.installed
+        examination = examine(poetry, request.check)
+        env, report, installed = examination.env, examination.report, examination.installed
         if not report.ok and request.verify_mode == VERIFY:
             raise DriftBlocksSnapshot(report)
     if env is None:
@@ -208,7 +207,10 @@ def take(
                 metadata / DIFF_NAME,
                 excluded=(request.base_dir,),
             )
-            tags = facts.submit(lambda: tuple(str(tag) for tag in env.supported_tags[:10]))
+            # The verification described the interpreter already; without one, ask it now.
+            report = planned.verification.report
+            known = None if report is None else report.interpreter
+            interpreter = facts.submit(lambda: known or Interpreter.of(env))
             result = copy_selection(
                 planned.selection, staging, link_base=link_base, progress=progress
             )
@@ -228,7 +230,7 @@ def take(
                 result,
                 linked_from=None if link_base is None else link_base.root.name,
                 git=git_info,
-                tags=tags.result(),
+                interpreter=interpreter.result(),
                 argv=tuple(argv) or None,
             )
             manifest.write(staging)
@@ -344,7 +346,7 @@ def _manifest(
     *,
     linked_from: str | None,
     git: GitInfo | None,
-    tags: tuple[str, ...],
+    interpreter: Interpreter,
     argv: tuple[str, ...] | None,
 ) -> Manifest:
     from poetry.__version__ import __version__ as poetry_version
@@ -353,8 +355,6 @@ def _manifest(
     request = planned.request
     selection = planned.selection
     project_dir = planned.project_dir
-    env = planned.env
-    interpreter = Interpreter.of(env)
     locker = poetry.locker
     content_hash = locker.lock_data.get("metadata", {}).get("content-hash")
     return Manifest(
@@ -374,21 +374,15 @@ def _manifest(
             "poetry-core": core_version,
             "poetry-snapshot": __version__,
         },
-        interpreter=InterpreterInfo(
-            version=interpreter.version,
-            implementation=interpreter.implementation,
-            executable=interpreter.executable,
-            platform=interpreter.platform,
-            tags=tags,
-        ),
+        interpreter=interpreter,
         lock=LockInfo(
             lock_sha256=sha256_file(locker.lock),
             pyproject_sha256=sha256_file(poetry.pyproject_path),
             content_hash=content_hash,
         ),
-        groups=tuple(sorted(request.check.selection.groups)),
-        extras=tuple(sorted(request.check.selection.extras)),
-        with_root=request.check.selection.with_root,
+        groups=tuple(sorted(request.check.scope.groups)),
+        extras=tuple(sorted(request.check.scope.extras)),
+        with_root=request.check.scope.with_root,
         verification=planned.verification,
         packages=tuple(_installed(p) for p in sorted(planned.installed, key=lambda p: p.name)),
         git=git,
