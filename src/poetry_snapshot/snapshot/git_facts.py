@@ -27,6 +27,7 @@ from typing import NamedTuple
 from urllib.parse import quote
 
 from poetry_snapshot.snapshot.git import Git
+from poetry_snapshot.snapshot.layout import SUBMODULE_DIFFS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from dulwich.repo import Repo
 
 # Beside git.diff: one diff per changed submodule, named after its path.
-SUBMODULE_DIFFS = "git/submodules"
 NO_GIT_BINARY = "git binary not found"
 
 

@@ -28,6 +28,8 @@ from typing import Any
 
 from poetry_snapshot.errors import SnapshotInUseError
 from poetry_snapshot.errors import quoted
+from poetry_snapshot.snapshot.layout import HOLDERS
+from poetry_snapshot.snapshot.layout import IN_USE
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -35,8 +37,6 @@ if TYPE_CHECKING:
 # Inside a snapshot's metadata directory: runs hold IN_USE shared for as long as they run, and
 # whoever replaces or deletes the snapshot holds it exclusively. Each run also keeps a holder
 # file of its own, locked, under HOLDERS: the shared lock cannot say who holds it.
-IN_USE = "in-use.lock"
-HOLDERS = "holders"
 
 _OPEN = os.O_RDWR | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 

@@ -30,6 +30,9 @@ from typing import Any
 
 from poetry_snapshot.atomic import atomic_writer_at
 from poetry_snapshot.snapshot.copier import CopiedFile
+from poetry_snapshot.snapshot.layout import DIFF_NAME
+from poetry_snapshot.snapshot.layout import MANIFEST_NAME
+from poetry_snapshot.snapshot.layout import METADATA_DIR
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -44,9 +47,6 @@ if TYPE_CHECKING:
     from poetry_snapshot.snapshot.git_facts import GitInfo
 
 SCHEMA_VERSION = 3
-METADATA_DIR = ".snapshot"
-MANIFEST_NAME = "manifest.json"
-DIFF_NAME = "git.diff"
 
 # Environment variable values are never recorded, except these: they name the job and the
 # devices a run used, and experiment trackers key on them. Nothing here holds a secret.

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from poetry_snapshot.atomic import atomic_writer_at
+from poetry_snapshot.snapshot.layout import RUNS_DIR
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 SCHEMA_VERSION = 1
-RUNS_DIR = "runs"
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,10 @@ from poetry_snapshot.errors import StoreError
 from poetry_snapshot.errors import UsageError
 from poetry_snapshot.errors import quoted
 from poetry_snapshot.snapshot import holds
+from poetry_snapshot.snapshot.layout import IN_USE
+from poetry_snapshot.snapshot.layout import MANIFEST_NAME
+from poetry_snapshot.snapshot.layout import METADATA_DIR
+from poetry_snapshot.snapshot.layout import PUBLISHED
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -69,12 +73,6 @@ if TYPE_CHECKING:
 BASE_DIR_VARIABLE = "POETRY_SNAPSHOT_BASE_DIR"
 OWN_DIR = ".poetry-snapshot"
 STORE_FILE = "store.json"
-METADATA = ".snapshot"
-MANIFEST = "manifest.json"
-# Written by publish() just before the rename and never touched again: names the store and the
-# id (what makes a directory a snapshot of this store), and its mtime is when the snapshot was
-# published (the manifest's own mtime moves each time a run is recorded).
-PUBLISHED = "published"
 
 MAX_ID_LENGTH = 100
 _ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
@@ -104,7 +102,7 @@ class SnapshotRef:
 
     @property
     def manifest(self) -> Path:
-        return self.path / METADATA / MANIFEST
+        return self.path / METADATA_DIR / MANIFEST_NAME
 
 
 class Reservation:
@@ -343,7 +341,7 @@ class SnapshotStore:
                         "Choose another --id, or add --replace to replace that snapshot.",
                     )
                 reservation._replacing = holds.hold_exclusively(
-                    path / METADATA, reservation.id, "replaced"
+                    path / METADATA_DIR, reservation.id, "replaced"
                 )
                 return
             live = self._live_claims(reservation.id, besides=reservation.run)
@@ -428,16 +426,16 @@ class SnapshotStore:
         """
         if not reservation.held:
             raise ValueError(f"{reservation!r} was already published or released")
-        if not _exists(staging / METADATA / MANIFEST):
-            raise ValueError(f"{staging} has no {METADATA}/{MANIFEST}: nothing to publish")
+        if not _exists(staging / METADATA_DIR / MANIFEST_NAME):
+            raise ValueError(f"{staging} has no {METADATA_DIR}/{MANIFEST_NAME}: nothing to publish")
         identity = self.identity()
         assert identity is not None, "reserve() ensures the store"
         target = reservation.path
         marker = json.dumps({"store": identity, "id": reservation.id}) + "\n"
         try:
-            (staging / METADATA / PUBLISHED).write_text(marker, encoding="utf-8")
+            (staging / METADATA_DIR / PUBLISHED).write_text(marker, encoding="utf-8")
             # Exists from the start, so holds on this snapshot never have to create it.
-            os.close(os.open(staging / METADATA / holds.IN_USE, os.O_WRONLY | os.O_CREAT, 0o600))
+            os.close(os.open(staging / METADATA_DIR / IN_USE, os.O_WRONLY | os.O_CREAT, 0o600))
             replaced = self._move(staging, target, reservation)
             sync_directory(self.base)  # a published snapshot must survive a power cut
         except OSError as e:
@@ -456,7 +454,7 @@ class SnapshotStore:
             staging.rename(target)  # onto the empty directory reserve() made
             return None
         # Still the snapshot reserve() found and holds? (Its lock file is the same inode.)
-        if not _same_file(target / METADATA / holds.IN_USE, replacing):
+        if not _same_file(target / METADATA_DIR / IN_USE, replacing):
             raise OSError(errno.ESTALE, "the snapshot to replace changed meanwhile", str(target))
         if _exchange(staging, target):
             return staging  # the old snapshot now sits where the new one was built
@@ -477,7 +475,7 @@ class SnapshotStore:
     def hold(self, snapshot_dir: Path) -> holds.SnapshotHold:
         """Hold a snapshot (published, or still in staging) for a run: `--replace` and
         deletions refuse it, naming this process, until the hold is released."""
-        return holds.hold(snapshot_dir / METADATA, snapshot_dir.name)
+        return holds.hold(snapshot_dir / METADATA_DIR, snapshot_dir.name)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -503,7 +501,7 @@ class SnapshotStore:
         """`<base>/<name>` if it is a snapshot this store published under that name."""
         identity = self.identity()
         path = self.base / name
-        marker = path / METADATA / PUBLISHED
+        marker = path / METADATA_DIR / PUBLISHED
         try:
             if not stat.S_ISDIR(os.lstat(path).st_mode):
                 return None  # a symlink or a file is never a snapshot of ours
@@ -513,7 +511,7 @@ class SnapshotStore:
                 data = json.loads(os.read(fd, 4096))
             finally:
                 os.close(fd)
-            os.stat(path / METADATA / MANIFEST)
+            os.stat(path / METADATA_DIR / MANIFEST_NAME)
         except (OSError, ValueError):
             return None
         if (

@@ -24,8 +24,9 @@ from poetry_snapshot.errors import NoEnvironmentError
 from poetry_snapshot.errors import SnapshotError
 from poetry_snapshot.errors import first_line
 from poetry_snapshot.hashing import sha256_file
-from poetry_snapshot.snapshot.manifest import DIFF_NAME
-from poetry_snapshot.snapshot.manifest import METADATA_DIR
+from poetry_snapshot.snapshot.layout import DIFF_NAME
+from poetry_snapshot.snapshot.layout import METADATA_DIR
+from poetry_snapshot.snapshot.layout import RUNS_DIR
 from poetry_snapshot.snapshot.manifest import CopySummary
 from poetry_snapshot.snapshot.manifest import InstalledPackage
 from poetry_snapshot.snapshot.manifest import LockInfo
@@ -37,7 +38,6 @@ from poetry_snapshot.snapshot.manifest import now
 from poetry_snapshot.snapshot.manifest import read_files
 from poetry_snapshot.snapshot.manifest import read_header
 from poetry_snapshot.snapshot.manifest import tree_digest
-from poetry_snapshot.snapshot.run_record import RUNS_DIR
 from poetry_snapshot.snapshot.selection import Selection
 from poetry_snapshot.snapshot.selection import SelectionRules
 from poetry_snapshot.snapshot.selection import select
