@@ -10,13 +10,13 @@ import yaml
 
 from poetry_snapshot.check.conda_meta import read_conda_prefix
 from poetry_snapshot.check.conda_meta import requested_names
-from poetry_snapshot.check.conda_meta import spec_name
+from poetry_snapshot.conda_spec import spec_name
+from poetry_snapshot.config import CondaSettings
+from poetry_snapshot.config import SnapshotConfig
 from poetry_snapshot.errors import CondaMetaError
 from poetry_snapshot.errors import ConfigurationError
 from poetry_snapshot.export.conda import CondaEnvironment
-from poetry_snapshot.export.conda import CondaSettings
 from poetry_snapshot.export.conda import assemble
-from poetry_snapshot.export.conda import read_settings
 from poetry_snapshot.export.conda import render_environment_yml
 from poetry_snapshot.export.conda import yaml_scalar
 from poetry_snapshot.export.requirements import logical_lines
@@ -151,13 +151,17 @@ def test_no_channels_and_no_pip_section() -> None:
 # --- [tool.poetry-snapshot.conda] ----------------------------------------------------------
 
 
+def read_settings(pyproject: Any) -> CondaSettings:
+    return SnapshotConfig.from_pyproject(pyproject).conda
+
+
 def settings(table: Any) -> CondaSettings:
     return read_settings({"tool": {"poetry-snapshot": {"conda": table}}})
 
 
 def test_settings_absent_and_present() -> None:
     assert read_settings({}) == CondaSettings()
-    assert read_settings({"tool": {"poetry-snapshot": {"other": 1}}}) == CondaSettings()
+    assert read_settings({"tool": {"poetry-snapshot": {"link": True}}}) == CondaSettings()
     assert settings(
         {"channels": ["conda-forge"], "dependencies": ["nodejs >=18"]}
     ) == CondaSettings(("conda-forge",), ("nodejs >=18",))
@@ -351,3 +355,10 @@ def test_logical_lines_join_continuations() -> None:
         "a==1 ; m --hash=sha256:1 --hash=sha256:2",
         "b==2",
     )
+
+
+def test_every_format_has_one_exporter() -> None:
+    from poetry_snapshot.export.exporters import EXPORTERS
+    from poetry_snapshot.export.request import FORMATS
+
+    assert tuple(EXPORTERS) == FORMATS

@@ -582,8 +582,16 @@ def test_usage_and_configuration_errors(make_project: MakeProject) -> None:
             }
         }
     )
-    error = one_line_error(export(project, "-f", "conda", check=False))
-    assert "Unknown key 'dependecies' in [tool.poetry-snapshot.conda]." in error
+    # The whole table is read once for every command and format, as `poetry snapshot` reads it.
+    for fmt in ("conda", "requirements.txt"):
+        error = one_line_error(export(project, "-f", fmt, check=False))
+        assert "Unknown key 'dependecies' in [tool.poetry-snapshot.conda]." in error
+    project.data["tool"]["poetry-snapshot"] = {"exclud": ["data/"]}
+    project.write_pyproject()
+    for command in (["env-export", "-f", "requirements.txt"], ["snapshot", "--dry-run"]):
+        error = one_line_error(project.poetry(*command, check=False))
+        assert "Unknown key in [tool.poetry-snapshot]: exclud." in error
+    del project.data["tool"]["poetry-snapshot"]
     project.edit({"project": {"dependencies": ["beta", "gamma"]}})
     error = one_line_error(export(project, "-f", "requirements.txt", check=False))
     assert "poetry.lock is out of date" in error and "poetry lock" in error

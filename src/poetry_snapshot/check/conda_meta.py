@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from poetry_snapshot.conda_spec import spec_name
 from poetry_snapshot.errors import CondaMetaError
 
 if TYPE_CHECKING:
@@ -130,7 +131,6 @@ _ACTIONS = {
     "uninstall": "remove",
     "neutered": "neutered",
 }
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
 
 def requested_names(history: str) -> list[str]:
@@ -185,19 +185,3 @@ def _specs(text: str) -> list[str]:
         else:
             specs.append(part)
     return specs
-
-
-def spec_name(spec: str) -> str | None:
-    """The package name a conda MatchSpec string selects (`conda-forge::numpy>=1.2` -> numpy)."""
-    spec = spec.strip()
-    if not spec or spec.endswith("@"):
-        return None  # conda's own history parser drops these (virtual "@" specs)
-    for suffix in (".tar.bz2", ".conda"):
-        if spec.endswith(suffix):  # a package file or URL: name-version-build.tar.bz2
-            stem = spec.rsplit("/", 1)[-1][: -len(suffix)]
-            parts = stem.rsplit("-", 2)
-            return parts[0].lower() if len(parts) == 3 else None
-    if "::" in spec:
-        spec = spec.rsplit("::", 1)[1]
-    match = _NAME.match(spec)
-    return match.group(0).lower() if match else None

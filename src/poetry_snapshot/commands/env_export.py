@@ -14,12 +14,13 @@ from cleo.io.outputs.output import Type
 from cleo.io.outputs.output import Verbosity
 
 from poetry_snapshot.commands.install_options import InstallOptionsCommand
+from poetry_snapshot.config import SnapshotConfig
 from poetry_snapshot.errors import UsageError
-from poetry_snapshot.export import CONDA
-from poetry_snapshot.export import FORMATS
-from poetry_snapshot.export import JSON
-from poetry_snapshot.export import PYLOCK_TOML
-from poetry_snapshot.export import ExportRequest
+from poetry_snapshot.export.request import CONDA
+from poetry_snapshot.export.request import FORMATS
+from poetry_snapshot.export.request import JSON
+from poetry_snapshot.export.request import PYLOCK_TOML
+from poetry_snapshot.export.request import ExportRequest
 
 # PEP 751: a lock file is named pylock.toml or pylock.<name>.toml.
 _PYLOCK_NAME = re.compile(r"^pylock\.([^.]+\.)?toml$")
@@ -71,8 +72,8 @@ what would be written, 1 with a unified diff when it differs, 2 for usage or con
 
     def handle_command(self) -> int:
         # Imported here, not at module level: Poetry imports every plugin's commands at start-up.
-        from poetry_snapshot.export import export
         from poetry_snapshot.export import generated_file
+        from poetry_snapshot.export.exporters import export
         from poetry_snapshot.export.generated_file import GeneratedFile
 
         request = self._request()
@@ -134,9 +135,11 @@ what would be written, 1 with a unified diff when it differs, 2 for usage or con
         timestamp = None
         if self.option("timestamp"):
             timestamp = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+        config = SnapshotConfig.from_pyproject(self.load_poetry().pyproject.data)
         return ExportRequest(
             format=fmt,
             scope=self.install_scope(),
+            conda=config.conda,
             output=output,
             pip_requirements=Path(sidecar) if sidecar else None,
             with_hashes=not self.option("without-hashes"),

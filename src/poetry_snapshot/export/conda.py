@@ -18,14 +18,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from poetry_snapshot.conda_spec import spec_name
+from poetry_snapshot.config import CONDA_TABLE
 from poetry_snapshot.errors import CondaMetaError
-from poetry_snapshot.errors import ConfigurationError
 from poetry_snapshot.errors import NoEnvironmentError
 from poetry_snapshot.export.generated_file import GeneratedFile
+from poetry_snapshot.export.request import ExportResult
+from poetry_snapshot.export.request import header_lines
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -36,21 +38,8 @@ if TYPE_CHECKING:
     from poetry.utils.env import Env
 
     from poetry_snapshot.check.conda_meta import CondaPrefix
-    from poetry_snapshot.export import ExportRequest
-    from poetry_snapshot.export import ExportResult
-
-SETTINGS_TABLE = "[tool.poetry-snapshot.conda]"
-_SETTINGS_KEYS = ("channels", "dependencies")
-# A conda MatchSpec starts with a package name, optionally behind `channel::`.
-_CONDA_SPEC = re.compile(r"^(?:[^\s:]+::)?([A-Za-z0-9_][A-Za-z0-9_.\-]*)")
-
-
-@dataclass(frozen=True)
-class CondaSettings:
-    """The `[tool.poetry-snapshot.conda]` table: what conda, not pip, provides."""
-
-    channels: tuple[str, ...] = ()
-    dependencies: tuple[str, ...] = ()
+    from poetry_snapshot.config import CondaSettings
+    from poetry_snapshot.export.request import ExportRequest
 
 
 @dataclass(frozen=True)
@@ -62,67 +51,6 @@ class CondaEnvironment:
     dependencies: tuple[str, ...]  # conda MatchSpecs, in file order
     pip: tuple[str, ...]  # requirements-file lines
     header: tuple[str, ...] = ()  # comment lines, without "# "
-
-
-def read_settings(pyproject: Mapping[str, Any]) -> CondaSettings:
-    """Validate and read the `[tool.poetry-snapshot.conda]` table (absent: no conda extras)."""
-    tool = pyproject.get("tool")
-    ours = tool.get("poetry-snapshot") if isinstance(tool, dict) else None
-    table = ours.get("conda") if isinstance(ours, dict) else None
-    if table is None:
-        return CondaSettings()
-    if not isinstance(table, dict):
-        raise _invalid(f"{SETTINGS_TABLE} must be a table.")
-    unknown = sorted(set(table) - set(_SETTINGS_KEYS))
-    if unknown:
-        raise _invalid(
-            f"Unknown key {unknown[0]!r} in {SETTINGS_TABLE}.",
-            f"Allowed keys: {', '.join(_SETTINGS_KEYS)}.",
-        )
-    channels = _string_list(table, "channels")
-    for channel in channels:
-        if any(c.isspace() for c in channel):
-            raise _invalid(f"Channel {channel!r} in {SETTINGS_TABLE} contains whitespace.")
-    if len(set(channels)) != len(channels):
-        raise _invalid(f"{SETTINGS_TABLE} channels lists a channel twice.")
-    dependencies = _string_list(table, "dependencies")
-    seen: dict[str, str] = {}
-    for spec in dependencies:
-        name = conda_spec_name(spec)
-        if name is None:
-            raise _invalid(
-                f"{spec!r} in {SETTINGS_TABLE} dependencies is not a conda package spec.",
-                'Write specs as conda does, e.g. "cuda-toolkit=12.4" or "conda-forge::nodejs>=20".',
-            )
-        if name in ("python", "pip"):
-            raise _invalid(
-                f"{SETTINGS_TABLE} dependencies must not list {name}: it is pinned from the"
-                " project environment.",
-                f"Remove {spec!r}.",
-            )
-        if name in seen:
-            raise _invalid(f"{SETTINGS_TABLE} dependencies lists {name} twice.")
-        seen[name] = spec
-    return CondaSettings(channels=channels, dependencies=dependencies)
-
-
-def _string_list(table: Mapping[str, Any], key: str) -> tuple[str, ...]:
-    value = table.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise _invalid(f"{SETTINGS_TABLE} {key} must be a list of strings.")
-    items = tuple(item.strip() for item in value)
-    if any(not item or "\n" in item or "\r" in item for item in items):
-        raise _invalid(f"{SETTINGS_TABLE} {key} has an empty or multi-line entry.")
-    return items
-
-
-def _invalid(message: str, fix: str | None = None) -> ConfigurationError:
-    return ConfigurationError(message, fix or f"Fix {SETTINGS_TABLE} in pyproject.toml.")
-
-
-def conda_spec_name(spec: str) -> str | None:
-    match = _CONDA_SPEC.match(spec.strip())
-    return match.group(1).lower() if match else None
 
 
 def assemble(
@@ -171,8 +99,8 @@ def assemble(
                 pinned[requested] = installed.exact_spec
     conda: dict[str, str] = {}
     for spec in settings.dependencies:
-        dep = conda_spec_name(spec)
-        assert dep is not None  # read_settings validated it
+        dep = spec_name(spec)
+        assert dep is not None  # the configuration validated it
         installed = prefix.package(dep) if prefix is not None else None
         if installed is not None:
             conda[dep] = installed.exact_spec
@@ -180,7 +108,7 @@ def assemble(
             conda[dep] = spec
             if prefix is not None:
                 warnings.append(
-                    f"{dep} is declared in {SETTINGS_TABLE} but not installed in the conda"
+                    f"{dep} is declared in {CONDA_TABLE} but not installed in the conda"
                     f" environment {prefix.path}; exported as declared ({spec!r})."
                 )
     for dep, spec in pinned.items():
@@ -281,11 +209,9 @@ def export_conda(poetry: Poetry, request: ExportRequest, io: IO) -> ExportResult
     from poetry_snapshot.check.conda_meta import read_conda_prefix
     from poetry_snapshot.check.environment import Interpreter
     from poetry_snapshot.check.environment import find_project_env
-    from poetry_snapshot.export import ExportResult
-    from poetry_snapshot.export import header_lines
     from poetry_snapshot.export import requirements
 
-    settings = read_settings(poetry.pyproject.data)
+    settings = request.conda
     # The lock and the options first: their errors say more than a missing environment's.
     text = requirements.requirements_txt(poetry, request, io)
     env = find_project_env(poetry)

@@ -25,17 +25,20 @@ from packaging.utils import canonicalize_name
 
 from poetry_snapshot.check.installed_files import metadata_directories
 from poetry_snapshot.check.installed_files import read_regular_file
+from poetry_snapshot.export.request import ExportResult
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from collections.abc import Mapping
 
+    from cleo.io.io import IO
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
     from poetry_snapshot.check.drift import DriftReport
     from poetry_snapshot.check.environment import Interpreter
     from poetry_snapshot.check.lock import InstallScope
+    from poetry_snapshot.export.request import ExportRequest
 
 # Bump when a field changes meaning or disappears; adding fields keeps the version.
 SCHEMA_VERSION = 1
@@ -88,6 +91,11 @@ class EnvironmentManifest:
         if self.generated_at is not None:
             data["generated_at"] = self.generated_at
         return data
+
+
+def export_json(poetry: Poetry, request: ExportRequest, io: IO) -> ExportResult:
+    manifest = build_manifest(poetry, request.scope, request.timestamp)
+    return ExportResult(render_manifest(manifest))
 
 
 def render_manifest(manifest: EnvironmentManifest) -> str:

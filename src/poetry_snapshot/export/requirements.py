@@ -23,17 +23,31 @@ from poetry_snapshot.errors import ExportUnsupportedError
 from poetry_snapshot.errors import IndexUnavailableError
 from poetry_snapshot.errors import UnhashableRequirementsError
 from poetry_snapshot.errors import first_line
+from poetry_snapshot.export.request import PYLOCK_TOML
+from poetry_snapshot.export.request import REQUIREMENTS_TXT
+from poetry_snapshot.export.request import ExportRequest
+from poetry_snapshot.export.request import ExportResult
+from poetry_snapshot.export.request import header_lines
 
 if TYPE_CHECKING:
     from cleo.io.io import IO
     from poetry.poetry import Poetry
     from poetry_plugin_export.exporter import Exporter  # type: ignore[import-untyped]
 
-    from poetry_snapshot.export import ExportRequest
 
-REQUIREMENTS_TXT = "requirements.txt"
-PYLOCK_TOML = "pylock.toml"
 _PYLOCK_MIN_POETRY = (2, 3)
+
+
+def export_requirements_txt(poetry: Poetry, request: ExportRequest, io: IO) -> ExportResult:
+    return _with_header(poetry, request, requirements_txt(poetry, request, io))
+
+
+def export_pylock_toml(poetry: Poetry, request: ExportRequest, io: IO) -> ExportResult:
+    return _with_header(poetry, request, pylock_toml(poetry, request, io))
+
+
+def _with_header(poetry: Poetry, request: ExportRequest, text: str) -> ExportResult:
+    return ExportResult("".join(f"# {line}\n" for line in header_lines(poetry, request)) + text)
 
 
 def requirements_txt(poetry: Poetry, request: ExportRequest, io: IO) -> str:
@@ -130,8 +144,6 @@ def _run(exporter: Exporter, fmt: str, cwd: Path) -> str:
     buffer = BufferedIO()
     try:
         exporter.export(fmt, cwd, buffer)
-    except (ConfigurationError, ExportUnsupportedError):
-        raise
     except Exception as e:
         if fmt == PYLOCK_TOML and _is_network_error(e):
             # pylock.toml records each file's URL (and size and upload time when the index
