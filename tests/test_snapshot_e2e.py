@@ -220,13 +220,17 @@ def test_command_not_found_and_not_executable(make_project: MakeProject, base_di
     result = snapshot(project, "--", "no-such-command-xyz")
     assert result.returncode == 127
     assert result.stderr.strip().splitlines()[-1] == (
-        "Command not found: no-such-command-xyz. Check the name, or install it into the project's env."
+        "Command not found: 'no-such-command-xyz'. Check the name, or install it into the project's env."
     )
     (project.path / "script.sh").write_text("#!/bin/sh\necho hi\n")
     result = snapshot(project, "--", "./script.sh")
     assert result.returncode == 126
-    assert "Command is not executable: ./script.sh." in result.stderr.strip().splitlines()[-1]
-    assert [run_record(s)["exit_code"] for s in published(base_dir)] == [127, 126]
+    assert "Command is not executable: './script.sh'." in result.stderr.strip().splitlines()[-1]
+    # A name with a newline is still one line of message, escaped as the other names are.
+    result = snapshot(project, "--", "no\nsuch")
+    assert result.returncode == 127
+    assert "Command not found: 'no\\nsuch'." in result.stderr.strip().splitlines()[-1]
+    assert [run_record(s)["exit_code"] for s in published(base_dir)] == [127, 126, 127]
 
 
 def test_arguments_after_double_dash_reach_the_command_untouched(

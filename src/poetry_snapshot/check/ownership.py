@@ -233,7 +233,7 @@ class _Creator:
 
 
 def _line_ending_forms(data: bytes) -> tuple[bytes, bytes]:
-    # virtualenv < 20.27 wrote text mode files: \r\n on Windows.
+    # virtualenv < 20.27 wrote these in text mode: a copy made on Windows has \r\n.
     return data, data.replace(b"\n", b"\r\n")
 
 

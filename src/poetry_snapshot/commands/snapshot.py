@@ -17,6 +17,8 @@ from poetry_snapshot.commands.install_options import InstallOptionsCommand
 from poetry_snapshot.errors import UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from cleo.ui.progress_bar import ProgressBar
 
     from poetry_snapshot.check.drift import DriftReport
@@ -179,8 +181,7 @@ Put the command after <comment>--</comment> so that its options are not read as 
                 "<warning>Snapshotting anyway (--allow-drift); the drift is recorded.</>"
             )
         selection = planned.selection
-        for warning in selection.warnings:
-            self.line_error(f"<warning>{self._escape(warning)}</>")
+        self._warn(selection.warnings)
         if selection.too_big():
             for line in summary.selection_too_big(selection):
                 self.line_error(line)
@@ -192,8 +193,7 @@ Put the command after <comment>--</comment> so that its options are not read as 
         progress = _CopyProgress(self)
         snap = take.take(poetry, planned, cwd=Path.cwd(), progress=progress.update, argv=argv)
         progress.finish()
-        for warning in snap.warnings:
-            self.line_error(f"<warning>{self._escape(warning)}</>")
+        self._warn(snap.warnings)
         copy = snap.manifest.copy
         self.line_error(summary.snapshot_line(snap.id, snap.path, copy))
         if not argv:
@@ -231,11 +231,11 @@ Put the command after <comment>--</comment> so that its options are not read as 
     def _verbosity(self) -> int:
         return 2 if self.io.is_very_verbose() else 1 if self.io.is_verbose() else 0
 
-    @staticmethod
-    def _escape(text: str) -> str:
+    def _warn(self, warnings: Iterable[str]) -> None:
         from cleo.formatters.formatter import Formatter
 
-        return Formatter.escape(text)
+        for warning in warnings:
+            self.line_error(f"<warning>{Formatter.escape(warning)}</>")
 
 
 class _CopyProgress:

@@ -275,7 +275,4 @@ def _installed_version(env: Env, name: str) -> str | None:
 
 
 def _relative(path: Path, base: Path) -> str:
-    try:
-        return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
-    except ValueError:  # another drive on Windows
-        return path.resolve().as_posix()
+    return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()

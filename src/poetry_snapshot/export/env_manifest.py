@@ -6,8 +6,8 @@ environment's own `sys.path`, in order, the first of a name winning as it does f
 (and for Poetry's InstalledRepository). The lock appears only through the embedded
 `poetry snapshot --check` verdict.
 
-`installed_distributions()` and `Distribution.to_json()` are the shared "installed
-distributions" record: the snapshot manifest embeds the same data.
+The snapshot manifest's `packages` are what Poetry's InstalledRepository sees (name, version,
+source); this document lists what is importable, with its installer and RECORD digest.
 """
 
 from __future__ import annotations

@@ -52,10 +52,9 @@ handed to the pool (which meanwhile copies earlier batches), and given their mod
 last, deepest first, because creating an entry changes its directory's mtime and a read-only
 mode would stop the copy.
 
-Why these strategies (benchmarks/bench_copy.py; 20,000 files of 200 B-8 KiB on ext4, 2 vCPUs):
-read-hash-write took 1.75 s where copy_file_range (or sendfile) and a second read to hash
-took 2.16 s (2.06 s): without a clone or a server-side copy, the kernel's copy only adds a
-pass. On XFS, cloning and hashing 400 MB of large files took 0.2 s, all of it hashing.
+Why read-hash-write, and not the kernel's copy then a second read to hash, where there is no
+clone or server-side copy, and why as many threads as cores on local disks: the README's
+Performance section gives the measurements (benchmarks/bench_copy.py).
 """
 
 from __future__ import annotations
@@ -112,7 +111,7 @@ _FICLONE = 0x40049409  # _IOW(0x94, 9, int), linux/fs.h
 _SERVER_SIDE_COPY = frozenset({"nfs", "nfs4", "cifs", "smb3", "ceph"})
 # Filesystems where each file operation waits on a server: more threads hide that latency.
 # On local disks the copy is bound by the kernel's own work, and more threads than cores only
-# contend (measured on ext4 and tmpfs, 2 cores: 2 threads 1.4 s, 3 threads 1.9 s, 20k files).
+# contend (README, Performance).
 _NETWORK_FS = _SERVER_SIDE_COPY | {"9p", "fuse.sshfs", "lustre", "gpfs", "beegfs", "glusterfs"}
 # link() errors that mean "no hard link here", not "the copy cannot go on": another
 # filesystem, the inode's link-count limit, or a filesystem without hard links.
@@ -461,7 +460,7 @@ class _Copier:
             False, entry.ctime_ns, entry.inode, entry.device, None, None, None,
         )  # fmt: skip
 
-    def _record(
+    def _copied(
         self,
         entry: SourceEntry,
         st: os.stat_result | None,
@@ -530,7 +529,7 @@ class _Copier:
             # unread; _link links only a previous copy that provably still holds those bytes.
             held = self._link(entry.path, entry.mode, previous)
             if held is not None:
-                return self._record(entry, None, previous.sha256, held, previous)
+                return self._copied(entry, None, previous.sha256, held, previous)
         path = entry.path
         try:
             source = os.open(self.source + path, _OPEN_SOURCE)
@@ -554,18 +553,18 @@ class _Copier:
                 if previous is not None and digest == previous.sha256:
                     held = self._link(path, mode, previous)
                     if held is not None:
-                        return self._record(entry, st, digest, held, previous, size=len(data))
+                        return self._copied(entry, st, digest, held, previous, size=len(data))
                 held = self._write_small(path, data, st)
-                return self._record(entry, st, digest, held, size=len(data))
+                return self._copied(entry, st, digest, held, size=len(data))
             if previous is not None:
                 digest, _ = self._pass(source, None, path, st, meter)
                 if digest == previous.sha256:
                     held = self._link(path, mode, previous)
                     if held is not None:
-                        return self._record(entry, st, digest, held, previous)
+                        return self._copied(entry, st, digest, held, previous)
                 _rewind(source, path)
             digest, size, held = self._copy_large(source, path, st, meter)
-            return self._record(entry, st, digest, held, size=size)
+            return self._copied(entry, st, digest, held, size=size)
         finally:
             os.close(source)
 

@@ -186,7 +186,7 @@ class Manifest:
         assert head.endswith("\n}")
         # Not fsync'ed: the copied files are not either (a power cut can tear a snapshot
         # whatever the manifest does, and its hashes then tell); the rename keeps it whole
-        # against crashed and killed processes, and each fsync costs a run 10-40 ms.
+        # against crashed and killed processes, and an fsync would cost every run its wait.
         with atomic_writer_at(metadata, MANIFEST_NAME, durable=False) as stream:
             stream.write(head[:-2].encode("utf-8"))
             stream.write(b',\n  "files": [')

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from poetry_snapshot.errors import SnapshotError
+from poetry_snapshot.errors import quoted
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -55,9 +57,10 @@ def command_environment(
     env: Env,
     environ: Mapping[str, str],
     python_paths: Sequence[Path],
-    snapshot: Mapping[str, str],
+    variables: Mapping[str, str],
 ) -> dict[str, str]:
-    """The command's environment: `poetry run`'s, imports from the snapshot, snapshot facts."""
+    """The command's environment: `poetry run`'s, then `python_paths` first on PYTHONPATH,
+    then `variables` (the POETRY_SNAPSHOT_* facts of the run) set over whatever was there."""
     result: dict[str, str]
     if env.is_venv() and hasattr(env, "get_temp_environ"):
         result = env.get_temp_environ(environ=dict(environ))
@@ -65,21 +68,21 @@ def command_environment(
         result = {k: v for k, v in environ.items() if k != "PYTHONHOME"}
     existing = [p for p in result.get("PYTHONPATH", "").split(os.pathsep) if p]
     result["PYTHONPATH"] = os.pathsep.join([*(str(p) for p in python_paths), *existing])
-    result.update(snapshot)
+    result.update(variables)
     return result
 
 
 def run_command(argv: Sequence[str], cwd: Path, environ: Mapping[str, str]) -> Outcome:
     """Run `argv` to its end; returns how it ended. Raises CommandNotRunnable (126/127)."""
     if not cwd.is_dir():
-        raise CommandNotRunnable(f"The working directory {cwd} does not exist.", None)
+        raise CommandNotRunnable(f"The working directory {quoted(str(cwd))} does not exist.", None)
     executable = _resolve(argv[0], environ.get("PATH", os.defpath), cwd)
     try:
         process = subprocess.Popen([executable, *argv[1:]], cwd=cwd, env=dict(environ))
     except PermissionError:
         raise _not_executable(argv[0]) from None
     except OSError as e:  # e.g. ENOEXEC: a file without a #! line that is not a binary
-        raise CommandNotRunnable(f"Cannot run {argv[0]!r}: {e.strerror}.", None) from None
+        raise CommandNotRunnable(f"Cannot run {quoted(argv[0])}: {e.strerror}.", None) from None
 
     def forward(signum: int, frame: Any) -> None:
         if signum == signal.SIGINT and _foreground_of_a_terminal():
@@ -118,7 +121,8 @@ def _resolve(command: str, path: str, cwd: Path) -> str:
 
 def _not_found(command: str) -> CommandNotRunnable:
     error = CommandNotRunnable(
-        f"Command not found: {command}.", "Check the name, or install it into the project's env."
+        f"Command not found: {quoted(command)}.",
+        "Check the name, or install it into the project's env.",
     )
     error.exit_code = 127
     return error
@@ -126,8 +130,8 @@ def _not_found(command: str) -> CommandNotRunnable:
 
 def _not_executable(command: str) -> CommandNotRunnable:
     error = CommandNotRunnable(
-        f"Command is not executable: {command}.",
-        f"Run `chmod +x {command}` or call it via its interpreter.",
+        f"Command is not executable: {quoted(command)}.",
+        f"Run `chmod +x {shlex.quote(command)}` or call it via its interpreter.",
     )
     error.exit_code = 126
     return error

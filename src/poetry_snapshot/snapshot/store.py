@@ -588,7 +588,7 @@ class SnapshotStore:
                 return []  # a live run's
         removed: list[Path] = []
         try:
-            record = holds.read(lock) if lock is not None else {}
+            claim = holds.read(lock) if lock is not None else {}
             snapshot_id = run.rpartition(".")[0]
             aside = self.own / f"{run}.old"
             if _lexists(aside):
@@ -601,7 +601,7 @@ class SnapshotStore:
             if _lexists(staging):
                 _remove_tree(staging)
                 removed.append(staging)
-            made = self._made_by(run, record)
+            made = self._made_by(run, claim)
             if made is not None and _remove_empty_dir(made, None):
                 removed.append(made)
             for name in names:
@@ -617,11 +617,11 @@ class SnapshotStore:
                 os.close(lock)
         return removed
 
-    def _made_by(self, run: str, record: Mapping[str, object]) -> Path | None:
+    def _made_by(self, run: str, claim: Mapping[str, object]) -> Path | None:
         """The empty id directory a dead run provably made, if it is still there.
 
         Proof is the (device, inode) the run recorded once it had made it; a run killed between
-        its mkdir and that record left only its intent and the time of it: the empty directory
+        its mkdir and writing that down left only its intent and the time of it: the empty directory
         then counts as its own if it appeared within seconds after that intent.
         """
         path = self.base / run.rpartition(".")[0]
@@ -629,12 +629,12 @@ class SnapshotStore:
             st = os.lstat(path)
         except OSError:
             return None
-        if not stat.S_ISDIR(st.st_mode) or record.get("id") != path.name:
+        if not stat.S_ISDIR(st.st_mode) or claim.get("id") != path.name:
             return None
-        made = record.get("made")
+        made = claim.get("made")
         if isinstance(made, list) and len(made) == 2:
             return path if [st.st_dev, st.st_ino] == made else None
-        intent = record.get("intent_ns")
+        intent = claim.get("intent_ns")
         if isinstance(intent, int) and intent - 1_000_000_000 <= st.st_ctime_ns <= intent + (
             10 * 1_000_000_000
         ):

@@ -287,7 +287,7 @@ def run(poetry: Poetry, snapshot: Snapshot, planned: SnapshotPlan, argv: Sequenc
         planned.env,
         os.environ,
         python_paths=[snapshot.path / entry for entry in snapshot.python_path],
-        snapshot={
+        variables={
             "POETRY_SNAPSHOT_ID": snapshot.id,
             "POETRY_SNAPSHOT_DIR": str(snapshot.path),
             "POETRY_SNAPSHOT_SOURCE": manifest.project.source_dir,
