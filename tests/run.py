@@ -6,6 +6,10 @@ under `.venvs/`, one per end of the Poetry range this plugin claims (`poetry>=2.
 the newest Poetry 2.x the index offers, and the oldest, 2.0.0. Each gets this package
 (editable) and the `test` dependency group, then runs the same suite. The suite itself
 never touches the network. Venvs are reused while pyproject.toml is unchanged.
+
+On a Debian machine run as root, it also installs Slurm and munge from Debian's packages
+(a few seconds, once): the Slurm tests start a real single-node cluster of their own
+(tests/slurm_cluster.py). Elsewhere those tests skip, saying why; under CI=true they fail.
 """
 
 from __future__ import annotations
@@ -45,7 +49,24 @@ def ensure_venv(name: str, requirements: list[str], *, project: bool = True) -> 
     return python
 
 
+def ensure_slurm() -> None:
+    """Debian's slurm-wlm and munge, where this machine can install them (root, apt-get)."""
+    import shutil
+
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return
+    sys.path.insert(0, str(ROOT))
+    from tests.slurm_cluster import SlurmError
+    from tests.slurm_cluster import install
+
+    try:
+        install()
+    except SlurmError as e:  # the Slurm tests then say so (and fail under CI=true)
+        print(f"--- Slurm could not be installed: {e}", flush=True)
+
+
 def main(argv: list[str]) -> int:
+    ensure_slurm()
     status = 0
     conda_lock = ensure_venv(CONDA_LOCK[0], [CONDA_LOCK[1]], project=False)
     for name, poetry in POETRY_RANGE:
