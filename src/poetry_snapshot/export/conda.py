@@ -287,7 +287,8 @@ def export_conda(poetry: Poetry, request: ExportRequest, io: IO) -> ExportResult
 
     settings = read_settings(poetry.pyproject.data)
     # The lock and the options first: their errors say more than a missing environment's.
-    text = requirements.requirements_txt(poetry, request, io)
+    split = requirements.hashed_and_local(poetry, request, io)
+    text = split.hashed
     env = find_project_env(poetry)
     if env is None:
         raise NoEnvironmentError(
@@ -320,7 +321,19 @@ def export_conda(poetry: Poetry, request: ExportRequest, io: IO) -> ExportResult
         locked=pins,
         header=header,
     )
-    return ExportResult(render_environment_yml(environment), extra_files, tuple(warnings))
+    content = render_environment_yml(environment)
+    if split.local:
+        # conda runs pip once over the whole pip: section (and the files it includes), in
+        # hash-checking mode: the local dependencies are a step after `conda env create`.
+        name = request.output.as_posix() if request.output is not None else "environment.yml"
+        content += requirements.local_dependencies_block(
+            split.local,
+            f"After `conda env create -f {name}`, in that environment"
+            f" (`conda activate {poetry.package.name}`):",
+            name,
+        )
+        warnings.append(split.warning(name))
+    return ExportResult(content, extra_files, tuple(warnings))
 
 
 def _prefix_candidates(env: Env) -> list[Path]:
