@@ -464,6 +464,13 @@ def test_local_dependencies_are_installed_after_the_hashed_ones(
     parsed = parse_with_conda_lock(env_file)
     assert parsed
 
+    # The file's name is written into the comments: a line break in it would end a comment and
+    # turn the rest of the name into a requirement.
+    for fmt in ("conda", "requirements.txt"):
+        error = one_line_error(export(project, "-f", fmt, "-o", "x\n-e evil", check=False))
+        assert "holds control characters" in error
+    assert not list(project.path.glob("x*"))
+
 
 def test_an_unhashed_index_package_is_still_refused(make_project: MakeProject) -> None:
     """A lock entry without files (so without a hash) is no local dependency: the export stops."""

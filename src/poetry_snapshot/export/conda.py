@@ -325,7 +325,7 @@ def export_conda(poetry: Poetry, request: ExportRequest, io: IO) -> ExportResult
     if split.local:
         # conda runs pip once over the whole pip: section (and the files it includes), in
         # hash-checking mode: the local dependencies are a step after `conda env create`.
-        name = request.output.as_posix() if request.output is not None else "environment.yml"
+        name = requirements.output_name(request, "environment.yml")
         content += requirements.local_dependencies_block(
             split.local,
             f"After `conda env create -f {name}`, in that environment"

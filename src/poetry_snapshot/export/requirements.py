@@ -27,7 +27,9 @@ from poetry_snapshot.errors import ConfigurationError
 from poetry_snapshot.errors import ExportUnsupportedError
 from poetry_snapshot.errors import IndexUnavailableError
 from poetry_snapshot.errors import UnhashableRequirementsError
+from poetry_snapshot.errors import UsageError
 from poetry_snapshot.errors import first_line
+from poetry_snapshot.errors import quoted
 
 if TYPE_CHECKING:
     from cleo.io.io import IO
@@ -48,7 +50,7 @@ def requirements_txt(poetry: Poetry, request: ExportRequest, io: IO) -> str:
     pins = hashed_and_local(poetry, request, io)
     if not pins.local:
         return pins.hashed
-    name = request.output.as_posix() if request.output is not None else REQUIREMENTS_TXT
+    name = output_name(request, REQUIREMENTS_TXT)
     io.write_error_line(f"<warning>Warning: {Formatter.escape(pins.warning(name))}</warning>")
     return pins.hashed + local_dependencies_block(
         pins.local, f"After `pip install -r {name}`:", name
@@ -113,6 +115,20 @@ def hashed_and_local(poetry: Poetry, request: ExportRequest, io: IO) -> SplitReq
     # --hash options, which local lines never have), so these are whole physical lines.
     kept = [line for line in text.splitlines(keepends=True) if line.strip() not in local]
     return SplitRequirements("".join(kept), local)
+
+
+def output_name(request: ExportRequest, default: str) -> str:
+    """The output file's name as the comments and the second run's command give it."""
+    name = request.output.as_posix() if request.output is not None else default
+    # The name goes into comment lines: a line break would end the comment and make the rest
+    # of the name a requirement pip reads.
+    if not name.isprintable():
+        raise UsageError(
+            f"The output file name {quoted(name)} holds control characters, and the export"
+            " names it in the comments that say how to install the local dependencies.",
+            "Choose a name without them.",
+        )
+    return name
 
 
 # How poetry-plugin-export writes what has no file hash (as `poetry export` does): directories
