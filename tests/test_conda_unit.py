@@ -19,6 +19,8 @@ from poetry_snapshot.export.conda import CondaEnvironment
 from poetry_snapshot.export.conda import assemble
 from poetry_snapshot.export.conda import render_environment_yml
 from poetry_snapshot.export.conda import yaml_scalar
+from poetry_snapshot.export.requirements import is_local
+from poetry_snapshot.export.requirements import local_dependencies_block
 from poetry_snapshot.export.requirements import logical_lines
 from tests.condakit import write_conda_prefix
 
@@ -362,3 +364,35 @@ def test_every_format_has_one_exporter() -> None:
     from poetry_snapshot.export.request import FORMATS
 
     assert tuple(EXPORTERS) == FORMATS
+
+
+@pytest.mark.parametrize(
+    ("line", "local"),
+    [
+        ('-e file:///home/ada/exp/libs/mylib ; python_version >= "3.9"', True),
+        ("--editable file:///x", True),
+        ("mylib @ file:///home/ada/exp/libs/mylib", True),
+        ("my.lib[cli] @ file:///x", True),
+        ("gitlib @ git+https://example.invalid/r.git@0123abcd", True),
+        ("hglib @ hg+https://example.invalid/r", True),
+        ('numpy==1.26.4 ; python_version >= "3.10"', False),
+        ("wheel @ https://example.invalid/w-1.0-py3-none-any.whl", False),
+        ("filelock==3.0", False),  # a name that starts like a scheme
+    ],
+)
+def test_local_requirement_lines(line: str, local: bool) -> None:
+    assert is_local(line) is local
+
+
+def test_local_dependencies_block_is_comments_a_second_run_reads_back() -> None:
+    local = ("-e file:///p/libs/a", "b @ git+https://h/r.git@c0ffee")
+    block = local_dependencies_block(local, "After `pip install -r my reqs.txt`:", "my reqs.txt")
+    assert all(line.startswith("#") for line in block.splitlines())
+    assert logical_lines(block) == ()  # pip reads nothing of it
+    assert (
+        "#   sed -n 's/^#local //p' 'my reqs.txt' | pip install --no-deps -r /dev/stdin\n" in block
+    )
+    read_back = [
+        line[len("#local ") :] for line in block.splitlines() if line.startswith("#local ")
+    ]
+    assert tuple(read_back) == local

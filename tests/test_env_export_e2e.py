@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sys
+import venv
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -314,64 +316,175 @@ def test_several_files_per_package_and_a_sidecar(
     assert "reqs/pins.txt differs from the export" in result.stderr
 
 
-def test_path_dependencies_cannot_be_hashed(make_project: MakeProject) -> None:
+def local_dependencies(tmp_path: Path, environ: dict[str, str]) -> tuple[dict[str, Any], Any]:
+    """Poetry dependencies on an editable directory (which needs gamma), a plain directory and
+    a git repository, the three kinds that have no file hash; and what writes the libs."""
+    repo = write_path_dependency(tmp_path / "gitlib-repo", "gitlib")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "one"]):
+        run(["git", "-C", str(repo), *args], environ)
+
     def libs(root: Path) -> None:
-        write_path_dependency(root / "libs" / "editlib", "editlib")
+        editlib = write_path_dependency(root / "libs" / "editlib", "editlib")
+        pyproject = editlib / "pyproject.toml"
+        pyproject.write_text(
+            pyproject.read_text().replace(
+                'requires-python = ">=3.9"', 'requires-python = ">=3.9"\ndependencies = ["gamma"]'
+            )
+        )
         write_path_dependency(root / "libs" / "copylib", "copylib")
 
-    project = make_project(
-        "pathdeps",
-        # Poetry reads [tool.poetry.dependencies] only while [project] has no dependencies.
-        poetry_dependencies={
-            "beta": "*",
-            "editlib": {"path": "libs/editlib", "develop": True},
-            "copylib": {"path": "libs/copylib", "develop": False},
-        },
-        before_lock=libs,
-    )
-    for fmt in ("conda", "requirements.txt"):
-        error = one_line_error(export(project, "-f", fmt, check=False))
-        assert "cannot install 2 selected package(s) that have no file hash" in error
-        assert "copylib @ file://" in error and "editlib" in error and "--without-hashes" in error
-    assert not (project.path / "environment.yml").exists()
+    dependencies = {
+        "beta": "*",
+        "editlib": {"path": "libs/editlib", "develop": True},
+        "copylib": {"path": "libs/copylib", "develop": False},
+        "gitlib": {"git": repo.as_uri()},
+    }
+    return dependencies, libs
 
-    # What the refusal saves users from: pip rejects a hashed file that holds a directory.
-    lock = tomlkit.parse((project.path / "poetry.lock").read_text()).unwrap()
-    beta = next(p for p in lock["package"] if p["name"] == "beta")
-    requirements = project.path / "mixed.txt"
-    requirements.write_text(
-        f"beta==2.1 --hash={beta['files'][0]['hash']}\n{project.path / 'libs' / 'copylib'}\n"
+
+def second_run_command(exported: Path) -> str:
+    """The command the export's comments give for the local dependencies."""
+    (line,) = [x for x in exported.read_text().splitlines() if x.startswith("#   sed -n ")]
+    return line[len("#   ") :]
+
+
+def test_local_dependencies_are_installed_after_the_hashed_ones(
+    make_project: MakeProject, tmp_path: Path, environ: dict[str, str]
+) -> None:
+    dependencies, libs = local_dependencies(tmp_path, environ)
+    # Poetry reads [tool.poetry.dependencies] only while [project] has no dependencies.
+    project = make_project("pathdeps", poetry_dependencies=dependencies, before_lock=libs)
+    env_file = project.path / "environment.yml"
+
+    result = export(project, "-o", "environment.yml")
+    warning = one_line_error(result, code=0)
+    assert warning.startswith(
+        "Warning: 3 local dependencies (editlib, copylib, gitlib) have no file hash"
     )
-    refused = run(
+    assert "environment.yml lists them in comments at its end" in warning
+    pins = [line for line in pip_section(env_file) if not line.startswith("--")]
+    assert all("--hash=sha256:" in line for line in pins), pins  # every index package, hashed
+    assert sorted(line.split("==")[0] for line in pins) == ["beta", "gamma"]
+    text = env_file.read_text()
+    assert text.count("\n#local ") == 3
+    assert "and pip's hash-checking mode, on for the hashed requirements above, refuses" in text
+    assert "# After `conda env create -f environment.yml`, in that environment" in text
+    assert second_run_command(env_file) == (
+        "sed -n 's/^#local //p' environment.yml | pip install --no-deps -r /dev/stdin"
+    )
+    assert export(project, "-o", "environment.yml", "--check").returncode == 0
+
+    # As conda would: pip in hash-checking mode over the pip: section, into a new env...
+    target = tmp_path / "target"
+    venv.EnvBuilder(with_pip=True).create(target)
+    run(
         [
-            str(project.python),
+            str(target / "bin/python"),
             "-m",
             "pip",
             "install",
-            "--dry-run",
+            "--require-hashes",
             "--no-index",
             "--find-links",
             str(project.wheels),
             "-r",
-            str(requirements),
+            str(as_conda_runs_pip(env_file)),
         ],
         env=project.environ,
-        check=False,
+        cwd=project.path,
     )
-    assert refused.returncode != 0 and "hash" in refused.stderr.lower()
-
-    export(project, "-o", "environment.yml", "--without-hashes")
-    pins = pip_section(project.path / "environment.yml")
-    # As poetry export writes them: absolute file: URLs, editable ones with -e.
-    assert any(line.startswith("-e file://") and "/libs/editlib ;" in line for line in pins)
-    assert any(line.startswith("copylib @ file://") for line in pins)
-    assert pip_resolves(
-        project, as_conda_runs_pip(project.path / "environment.yml"), hashes=False
-    ) == {
+    # ...then the post-create step, verbatim, with that env's pip first on PATH (the build
+    # backend of the directories comes from the local wheels, as pip's build isolation asks).
+    post_create = {
+        **project.environ,
+        "PATH": f"{target / 'bin'}{os.pathsep}{project.environ['PATH']}",
+        "PIP_FIND_LINKS": str(project.wheels),
+    }
+    run(
+        ["bash", "-eo", "pipefail", "-c", second_run_command(env_file)],
+        env=post_create,
+        cwd=project.path,
+    )
+    installed = json.loads(
+        run(
+            [str(target / "bin/python"), "-m", "pip", "list", "--format", "json"],
+            env=project.environ,
+        ).stdout
+    )
+    versions = {canonicalize_name(p["name"]): p for p in installed}
+    assert {
+        name: versions[name]["version"]
+        for name in ("beta", "gamma", "editlib", "copylib", "gitlib")
+    } == {
         "beta": "2.1",
+        "gamma": "1.0",
         "editlib": "1.0.0",
         "copylib": "1.0.0",
+        "gitlib": "1.0.0",
     }
+    assert versions["editlib"].get("editable_project_location") == str(
+        project.path / "libs" / "editlib"
+    )
+    run(
+        [str(target / "bin/python"), "-c", "import editlib, copylib, gitlib, beta, gamma"],
+        env=project.environ,
+    )
+
+    # requirements.txt: the same split, and pip's hashed run accepts the hashed part.
+    result = export(project, "-f", "requirements.txt", "-o", "requirements.txt")
+    assert one_line_error(result, code=0).startswith("Warning: 3 local dependencies")
+    requirements = project.path / "requirements.txt"
+    assert pip_resolves(project, requirements) == {"beta": "2.1", "gamma": "1.0"}
+    local = [line for line in requirements.read_text().splitlines() if line.startswith("#local ")]
+    assert any(line.startswith("#local -e file://") and "/libs/editlib" in line for line in local)
+    assert any(line.startswith("#local copylib @ file://") for line in local)
+    assert any(line.startswith("#local gitlib @ git+file://") for line in local)
+    dry_run = second_run_command(requirements).replace(
+        "pip install", "pip install --dry-run --ignore-installed"
+    )
+    out = run(["bash", "-eo", "pipefail", "-c", dry_run], env=post_create, cwd=project.path).stdout
+    assert "Would install copylib-1.0.0 editlib-1.0.0 gitlib-1.0.0" in out
+
+    # --pip-requirements: the pins file is hashed only; environment.yml holds the second step.
+    (project.path / "reqs").mkdir()
+    export(project, "-o", "environment.yml", "--pip-requirements", "reqs/pins.txt")
+    assert "#local" not in (project.path / "reqs" / "pins.txt").read_text()
+    assert pip_resolves(project, project.path / "reqs" / "pins.txt") == {
+        "beta": "2.1",
+        "gamma": "1.0",
+    }
+    assert env_file.read_text().count("\n#local ") == 3
+
+    # Without hashes they stay inline, no warning: the variant conda-lock parses.
+    result = export(project, "-o", "environment.yml", "--without-hashes", "--without-urls")
+    assert result.stderr == ""
+    pins = pip_section(env_file)
+    assert any(line.startswith("-e file://") and "/libs/editlib ;" in line for line in pins)
+    assert "#local" not in env_file.read_text()
+    parsed = parse_with_conda_lock(env_file)
+    assert parsed
+
+    # The file's name is written into the comments: a line break in it would end a comment and
+    # turn the rest of the name into a requirement.
+    for fmt in ("conda", "requirements.txt"):
+        error = one_line_error(export(project, "-f", fmt, "-o", "x\n-e evil", check=False))
+        assert "holds control characters" in error
+    assert not list(project.path.glob("x*"))
+
+
+def test_an_unhashed_index_package_is_still_refused(make_project: MakeProject) -> None:
+    """A lock entry without files (so without a hash) is no local dependency: the export stops."""
+    project = make_project("nohash", ["beta"])
+    lock_file = project.path / "poetry.lock"
+    data = tomlkit.parse(lock_file.read_text())
+    for package in data["package"]:
+        package["files"] = []
+    lock_file.write_text(tomlkit.dumps(data))
+    for fmt in ("conda", "requirements.txt"):
+        error = one_line_error(export(project, "-f", fmt, check=False))
+        assert "cannot install 1 selected package(s) that have no file hash" in error
+        assert "beta==2.1" in error and "--without-hashes" in error
+    assert not (project.path / "environment.yml").exists()
 
 
 # --- requirements.txt and pylock.toml: poetry-plugin-export's own output -----------------------

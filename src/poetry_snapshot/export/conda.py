@@ -25,6 +25,7 @@ from poetry_snapshot.conda_spec import spec_name
 from poetry_snapshot.config import CONDA_TABLE
 from poetry_snapshot.errors import CondaMetaError
 from poetry_snapshot.errors import NoEnvironmentError
+from poetry_snapshot.export import requirements
 from poetry_snapshot.export.generated_file import GeneratedFile
 from poetry_snapshot.export.request import ExportResult
 from poetry_snapshot.export.request import header_lines
@@ -209,11 +210,11 @@ def export_conda(poetry: Poetry, request: ExportRequest, io: IO) -> ExportResult
     from poetry_snapshot.check.conda_meta import read_conda_prefix
     from poetry_snapshot.check.environment import Interpreter
     from poetry_snapshot.check.environment import find_project_env
-    from poetry_snapshot.export import requirements
 
     settings = request.conda
     # The lock and the options first: their errors say more than a missing environment's.
-    text = requirements.requirements_txt(poetry, request, io)
+    split = requirements.hashed_and_local(poetry, request, io)
+    text = split.hashed
     env = find_project_env(poetry)
     if env is None:
         raise NoEnvironmentError(
@@ -246,7 +247,19 @@ def export_conda(poetry: Poetry, request: ExportRequest, io: IO) -> ExportResult
         locked=pins,
         header=header,
     )
-    return ExportResult(render_environment_yml(environment), extra_files, tuple(warnings))
+    content = render_environment_yml(environment)
+    if split.local:
+        # conda runs pip once over the whole pip: section (and the files it includes), in
+        # hash-checking mode: the local dependencies are a step after `conda env create`.
+        name = requirements.output_name(request, "environment.yml")
+        content += requirements.local_dependencies_block(
+            split.local,
+            f"After `conda env create -f {name}`, in that environment"
+            f" (`conda activate {poetry.package.name}`):",
+            name,
+        )
+        warnings.append(split.warning(name))
+    return ExportResult(content, extra_files, tuple(warnings))
 
 
 def _prefix_candidates(env: Env) -> list[Path]:

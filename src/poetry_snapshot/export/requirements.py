@@ -13,16 +13,23 @@ plugin's own check, needs Poetry >= 2.3 and a lock file of format 2.1 or later.
 
 from __future__ import annotations
 
+import re
+import shlex
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from cleo.formatters.formatter import Formatter
 
 from poetry_snapshot.check import lock
 from poetry_snapshot.errors import ConfigurationError
 from poetry_snapshot.errors import ExportUnsupportedError
 from poetry_snapshot.errors import IndexUnavailableError
 from poetry_snapshot.errors import UnhashableRequirementsError
+from poetry_snapshot.errors import UsageError
 from poetry_snapshot.errors import first_line
+from poetry_snapshot.errors import quoted
 from poetry_snapshot.export.request import PYLOCK_TOML
 from poetry_snapshot.export.request import REQUIREMENTS_TXT
 from poetry_snapshot.export.request import ExportRequest
@@ -51,31 +58,126 @@ def _with_header(poetry: Poetry, request: ExportRequest, text: str) -> ExportRes
 
 
 def requirements_txt(poetry: Poetry, request: ExportRequest, io: IO) -> str:
-    """The Exporter's requirements.txt for the request's groups and extras.
+    """The Exporter's requirements.txt for the request's groups and extras; with hashes, the
+    local dependencies moved after the hashed ones, into a block of comments
+    (`local_dependencies_block`), and a warning saying so on stderr."""
+    pins = hashed_and_local(poetry, request, io)
+    if not pins.local:
+        return pins.hashed
+    name = output_name(request, REQUIREMENTS_TXT)
+    io.write_error_line(f"<warning>Warning: {Formatter.escape(pins.warning(name))}</warning>")
+    return pins.hashed + local_dependencies_block(
+        pins.local, f"After `pip install -r {name}`:", name
+    )
 
-    With hashes, every package line must carry one: pip turns on `--require-hashes` mode as
-    soon as one line has a hash, and then refuses the whole file if any requirement has none
-    (directory and VCS dependencies, which the lock has no file hash for). That file would only
-    fail later, at install time, so it is refused here with the packages named.
+
+@dataclass(frozen=True)
+class SplitRequirements:
+    """The Exporter's requirements.txt, with hashes, in the two parts pip installs apart."""
+
+    hashed: str  # the requirements file, every requirement in it hashed
+    local: tuple[str, ...]  # requirement lines of directory, editable and VCS dependencies
+
+    def warning(self, file_name: str) -> str:
+        names = ", ".join(_local_name(line) for line in self.local)
+        return (
+            f"{len(self.local)} local dependencies ({names}) have no file hash, so pip's"
+            f" hash-checking mode cannot install them with the others: {file_name} lists them"
+            " in comments at its end, with the command that installs them afterwards."
+        )
+
+
+def _local_name(line: str) -> str:
+    # `name @ url` names itself; `-e file:///path/to/lib` is named by its directory.
+    head = line.split(";", 1)[0].strip()
+    if head.startswith("-"):
+        return head.split(None, 1)[-1].rstrip("/").rsplit("/", 1)[-1]
+    return head.split("@", 1)[0].strip()
+
+
+def hashed_and_local(poetry: Poetry, request: ExportRequest, io: IO) -> SplitRequirements:
+    """The Exporter's requirements.txt; with hashes, its local dependencies taken out.
+
+    pip turns on hash-checking mode for a whole install as soon as one requirement has a hash,
+    and then refuses every requirement without one: a directory (editable or not) or a VCS
+    checkout, which the lock has no file hash for, cannot be installed in the same run as the
+    hashed packages (nor from a file the hashed one includes with `-r`: that is the same run).
+    So they are taken out for a second run. Any other requirement without a hash (an index
+    package the lock holds no hash for) is refused, with the packages named: such a file would
+    only fail later, at install time.
     """
     exporter = _exporter(poetry, request, io)
     exporter.with_hashes(request.with_hashes).with_urls(request.with_urls)
     text = _run(exporter, REQUIREMENTS_TXT, Path.cwd())
-    if request.with_hashes:
-        unhashed = [
-            line
-            for line in logical_lines(text)
-            if not line.startswith("--") and "--hash=" not in line
-        ]
-        if unhashed:
-            listed = "; ".join(_short(line) for line in unhashed)
-            raise UnhashableRequirementsError(
-                f"pip's --require-hashes mode cannot install {len(unhashed)} selected"
-                f" package(s) that have no file hash in poetry.lock (directory or VCS"
-                f" dependencies): {listed}.",
-                "Export with --without-hashes, or leave out the groups that hold them.",
-            )
-    return text
+    if not request.with_hashes:
+        return SplitRequirements(text, ())
+    requirements = [
+        line for line in logical_lines(text) if not line.startswith("--") and "--hash=" not in line
+    ]
+    local = tuple(line for line in requirements if is_local(line))
+    unhashed = [line for line in requirements if not is_local(line)]
+    if unhashed:
+        listed = "; ".join(_short(line) for line in unhashed)
+        raise UnhashableRequirementsError(
+            f"pip's --require-hashes mode cannot install {len(unhashed)} selected"
+            f" package(s) that have no file hash in poetry.lock: {listed}.",
+            "Export with --without-hashes, or leave out the groups that hold them.",
+        )
+    if not local:
+        return SplitRequirements(text, ())
+    # The Exporter writes one logical line per requirement (continuations only before
+    # --hash options, which local lines never have), so these are whole physical lines.
+    kept = [line for line in text.splitlines(keepends=True) if line.strip() not in local]
+    return SplitRequirements("".join(kept), local)
+
+
+def output_name(request: ExportRequest, default: str) -> str:
+    """The output file's name as the comments and the second run's command give it."""
+    name = request.output.as_posix() if request.output is not None else default
+    # The name goes into comment lines: a line break would end the comment and make the rest
+    # of the name a requirement pip reads.
+    if not name.isprintable():
+        raise UsageError(
+            f"The output file name {quoted(name)} holds control characters, and the export"
+            " names it in the comments that say how to install the local dependencies.",
+            "Choose a name without them.",
+        )
+    return name
+
+
+# How poetry-plugin-export writes what has no file hash (as `poetry export` does): directories
+# as `-e file:///abs/path` (develop = true) or `name @ file:///abs/path`, VCS dependencies as
+# `name @ git+https://...@<commit>`. A file or URL archive dependency has its hash in the lock.
+_LOCAL_URL = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9._\-]*(\[[^\]]*\])?\s*@\s*(file:|(git|hg|svn|bzr)\+)"
+)
+
+# The marker of the lines a second pip run reads back: `sed -n 's/^#local //p' FILE`.
+LOCAL_PREFIX = "#local "
+
+
+def is_local(line: str) -> bool:
+    """A requirement line of a directory, editable or VCS dependency."""
+    return line.startswith(("-e ", "--editable ")) or bool(_LOCAL_URL.match(line))
+
+
+def local_dependencies_block(local: tuple[str, ...], after: str, file_name: str) -> str:
+    """Comment lines that keep the local dependencies out of pip's hashed run and say how to
+    install them in a second one. `--no-deps`: their dependencies are all in the hashed part
+    (the lock's closure), so the second run fetches nothing unhashed but the local packages
+    themselves (and, for a directory, its build backend, as any build from source does)."""
+    lines = [
+        "#",
+        "# Local dependencies (directories, editable installs, VCS checkouts) have no file hash,",
+        "# and pip's hash-checking mode, on for the hashed requirements above, refuses any",
+        "# requirement without one in the same run. So they are listed here, for a second run",
+        "# without hashes and without dependencies (those are all above, hashed).",
+        f"# {after}",
+        f"#   sed -n 's/^{LOCAL_PREFIX}//p' {shlex.quote(file_name)}"
+        " | pip install --no-deps -r /dev/stdin",
+        *(LOCAL_PREFIX + line for line in local),
+    ]
+    return "".join(line + "\n" for line in lines)
 
 
 def pylock_toml(poetry: Poetry, request: ExportRequest, io: IO) -> str:
