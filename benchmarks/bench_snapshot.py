@@ -35,6 +35,7 @@ from tests.projects import write_package  # noqa: E402
 
 from benchmarks.timing import Table  # noqa: E402
 from benchmarks.timing import medians  # noqa: E402
+from poetry_snapshot.snapshot.manifest import read_header  # noqa: E402
 
 WORK = ROOT / "benchmarks" / ".work" / "snapshot"
 RUNS = 11
@@ -164,6 +165,13 @@ def link_table(environ: dict[str, str]) -> Table:
     rng = random.Random(5)
     snapshot = [*POETRY, "snapshot", "--link", "--", "true"]
     run(snapshot, env, cwd=project.path)  # the first snapshot, to link against
+    # `cp -al` links a replica of the snapshot with inodes of its own: linking the snapshots'
+    # own files would change their ctimes, and a snapshot whose copies changed since it
+    # recorded them is never linked from (each later --link would copy everything).
+    replica = WORK / "cp-al-source"
+    shutil.rmtree(replica, ignore_errors=True)
+    first = next(p for p in store.iterdir() if not p.name.startswith("."))
+    run(["cp", "-a", str(first), str(replica)], env)
     samples: dict[str, list[float]] = {"link": [], "version": [], "cp": []}
     copies = WORK / "cp-al"
     for round_ in range(LINK_RUNS + 1):
@@ -172,15 +180,11 @@ def link_table(environ: dict[str, str]) -> Table:
             with open(path, "wb") as stream:
                 stream.write(rng.randbytes(size))
         run([*git, "commit", "-qam", f"round {round_}"], env)
-        newest = max(
-            (p for p in store.iterdir() if not p.name.startswith(".")),
-            key=lambda p: (p / ".snapshot" / "published").stat().st_mtime_ns,
-        )
         shutil.rmtree(copies, ignore_errors=True)
         timings = {
             "link": (snapshot, project.path),
             "version": ([*POETRY, "--version"], project.path),
-            "cp": (["cp", "-al", str(newest), str(copies)], WORK),
+            "cp": (["cp", "-al", str(replica), str(copies)], WORK),
         }
         for name, (argv, cwd) in timings.items():
             os.sync()
@@ -196,7 +200,12 @@ def link_table(environ: dict[str, str]) -> Table:
             if round_:
                 samples[name].append(time.perf_counter() - start)
     shutil.rmtree(copies, ignore_errors=True)
+    shutil.rmtree(replica, ignore_errors=True)
+    linked = [read_header(p)["copy"]["files_linked"] for p in store.iterdir() if p.name[0] != "."]
     shutil.rmtree(store, ignore_errors=True)
+    # Every timed snapshot must have linked all but the changed files: otherwise the table
+    # would time a copy under the name of a link.
+    assert sorted(linked)[1] >= LINK_FILES - LINK_FILES // 100 - 1, linked
     link, version, cp = (statistics.median(samples[k]) for k in ("link", "version", "cp"))
     table = Table(f"poetry snapshot --link -- true, {LINK_FILES:,}-file tree, 1% changed")
     table.add(
