@@ -22,8 +22,8 @@ from poetry_snapshot.snapshot.selection import SelectedEntry
 from poetry_snapshot.snapshot.selection import Selection
 from poetry_snapshot.snapshot.selection import SelectionRules
 from poetry_snapshot.snapshot.selection import SkippedEntry
-from poetry_snapshot.snapshot.selection import _PatternFile
 from poetry_snapshot.snapshot.selection import select
+from poetry_snapshot.snapshot.selection.rules import PatternFile
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -1016,7 +1016,7 @@ def test_unreadable_ignored_directory_is_fine(shared_tmp: Path, backend: str) ->
 def test_pattern_prefilter_never_hides_a_match() -> None:
     extra = ["\\#x", "\\!y", "a b", "*.PY", "d/**/e/", "**", "/", "!", "f**g", "[!a]*"]
     lines = [p.encode() for p in [*_FUZZ_PATTERNS, *extra]]
-    patterns = _PatternFile(lines, ignorecase=False, strict="test")
+    patterns = PatternFile(lines, ignorecase=False, strict="test")
     rng = random.Random(0)
     for _ in range(3000):
         rel = "/".join(
