@@ -16,9 +16,9 @@ from typing import NamedTuple
 
 import pytest
 
-from poetry_snapshot.snapshot.gitignore import InvalidPattern
-from poetry_snapshot.snapshot.gitignore import compile_pattern
-from poetry_snapshot.snapshot.gitignore import read_lines
+from poetry_snapshot.snapshot.selection.gitignore import InvalidPattern
+from poetry_snapshot.snapshot.selection.gitignore import compile_pattern
+from poetry_snapshot.snapshot.selection.gitignore import read_lines
 
 if TYPE_CHECKING:
     from pathlib import Path

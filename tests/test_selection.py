@@ -22,11 +22,16 @@ from poetry_snapshot.snapshot.selection import SelectedEntry
 from poetry_snapshot.snapshot.selection import Selection
 from poetry_snapshot.snapshot.selection import SelectionRules
 from poetry_snapshot.snapshot.selection import SkippedEntry
-from poetry_snapshot.snapshot.selection import _PatternFile
 from poetry_snapshot.snapshot.selection import select
+from poetry_snapshot.snapshot.selection.gitignore import compile_pattern
+from poetry_snapshot.snapshot.selection.gitignore import read_lines
+from poetry_snapshot.snapshot.selection.rules import PatternFile
+from poetry_snapshot.snapshot.selection.rules import Rules
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from poetry_snapshot.snapshot.selection.gitignore import Pattern
 
 Name = Union[str, bytes]
 GIT_BACKENDS = ["binary", "dulwich"]
@@ -726,6 +731,135 @@ def test_invalid_pattern_is_a_one_line_error(project: Path) -> None:
     assert "data/[abc" in str(error.value) and "\n" not in str(error.value)
 
 
+# --- the rules, one decision for every backend ---------------------------------------------------
+
+
+def _naive_covered(patterns: list[Pattern], rel: str, is_dir: bool) -> bool:
+    """gitignore's verdict from its definition: the path or one of its directories is matched
+    last by a pattern that is not a negation."""
+    parts = rel.split("/")
+    for depth in range(1, len(parts) + 1):
+        path = "/".join(parts[:depth]).encode()
+        last = next(
+            (p for p in reversed(patterns) if p.matches(path, is_dir or depth < len(parts))),
+            None,
+        )
+        if last is not None and not last.negated:
+            return True
+    return False
+
+
+def _naive_selects(rules: SelectionRules, rel: str, by_base: bool, is_dir: bool = False) -> bool:
+    """What SelectionRules mean for one root-relative path, written from their definition."""
+    parts = rel.split("/")
+    excluded = {".snapshot", *(str(d) for d in rules.excluded_dirs)}
+    if any("/".join(parts[:depth]) in excluded for depth in range(1, len(parts) + 1)):
+        return False
+    exclude = [compile_pattern(line) for line in read_lines("\n".join(rules.exclude).encode())]
+    if _naive_covered(exclude, rel, is_dir):
+        return False
+    include = [compile_pattern(line) for line in read_lines("\n".join(rules.include).encode())]
+    return by_base or _naive_covered(include, rel, is_dir)
+
+
+def _random_rules(rng: random.Random, dirs: list[str]) -> SelectionRules:
+    return SelectionRules(
+        include=tuple(rng.sample(_FUZZ_PATTERNS, k=rng.randint(0, 3))),
+        exclude=tuple(rng.sample(_FUZZ_PATTERNS, k=rng.randint(0, 3))),
+        excluded_dirs=tuple(Path(d) for d in rng.sample(dirs, k=min(len(dirs), rng.randint(0, 2)))),
+    )
+
+
+def test_rules_decide_a_path_the_same_however_it_is_reached() -> None:
+    """Walks ask about each directory before its files, git listings ask about files alone:
+    `Rules` gives every path the verdict the definition gives it, either way."""
+    rng = random.Random(0)
+    names = [*_FUZZ_NAMES, ".snapshot", ".snapshots"]
+    for _ in range(300):
+        files = {"/".join(rng.choice(names) for _ in range(rng.randint(1, 4))) for _ in range(20)}
+        dirs = sorted({f.rsplit("/", 1)[0] for f in files if "/" in f})
+        rules = _random_rules(rng, dirs)
+        walked = Rules.of(b"/nonexistent", rules)  # excluded_dirs are relative: never resolved
+        listed = Rules.of(b"/nonexistent", rules)
+        for rel in sorted(files):
+            parents = ["/".join(rel.split("/")[:d]) for d in range(1, rel.count("/") + 1)]
+            entered = all(walked.enters(p.encode()) for p in parents)
+            for p in parents:
+                assert walked.enters(p.encode()) == _naive_selects(rules, p, True, True), (rules, p)
+            for by_base in (True, False):
+                expected = _naive_selects(rules, rel, by_base)
+                assert listed.selects(rel.encode(), by_base) == expected, (rules, rel, by_base)
+                assert walked.selects(rel.encode(), by_base) == expected, (rules, rel, by_base)
+                assert entered or not expected, (rules, rel)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_rules_apply_alike_in_every_backend_on_random_trees(
+    tmp_path: Path, git_home: Path, seed: int
+) -> None:
+    rng = random.Random(seed)
+    root = init(tmp_path / "fuzz")
+    names = [*_FUZZ_NAMES, ".snapshot"]
+    dirs = [""]
+    for _ in range(rng.randint(3, 8)):
+        parent = rng.choice(dirs)
+        child = f"{parent}/{rng.choice(names)}" if parent else rng.choice(names)
+        if child not in dirs and not (root / child).exists():
+            (root / child).mkdir(parents=True)
+            dirs.append(child)
+    for _ in range(rng.randint(8, 20)):
+        directory = rng.choice(dirs)
+        name = f"{directory}/{rng.choice(names)}" if directory else rng.choice(names)
+        if not (root / name).exists():
+            write(root, name)
+    write(root, ".gitignore", "\n".join(rng.sample(_FUZZ_PATTERNS, k=3)).encode() + b"\n")
+    files = sorted(
+        str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".git" not in p.parts
+    )
+    tracked = rng.sample(files, k=rng.randint(0, len(files) // 2))
+    if tracked:
+        commit(root, *tracked, force=True)  # tracked files inside excluded directories too
+    rules = _random_rules(rng, dirs[1:])
+    in_git = git_view(root)
+    expected = sorted(f for f in files if _naive_selects(rules, f, f in in_git))
+    assert paths(select_both(root, rules)) == expected
+    # Outside git the base is every file but `build/` at the root (the only default here).
+    outside = sorted(f for f in files if _naive_selects(rules, f, not f.startswith("build/")))
+    assert paths(select(root, rules, git="off")) == outside
+
+
+def test_tracked_files_and_submodules_in_excluded_directories_stay_out(
+    project: Path, tmp_path: Path
+) -> None:
+    submodule_tree(project, tmp_path)
+    write(project, "snapshots/old/main.py")
+    commit(project, "snapshots/old/main.py")  # tracked: listed by git, not found by a walk
+    rules = SelectionRules(excluded_dirs=(Path("snapshots"), Path("libs/b/c")))
+    selection = select_both(project, rules)
+    assert paths(selection) == [
+        ".gitignore",
+        ".gitmodules",
+        "libs/b/.gitignore",
+        "libs/b/.gitmodules",
+        "libs/b/new.py",
+        "main.py",
+    ]
+    assert selection.skipped == (
+        SkippedEntry("libs/b/c", "excluded directory"),
+        SkippedEntry("snapshots", "excluded directory"),
+    )
+    # A whole submodule, and a nested one, removed by exclude patterns instead.
+    assert paths(select_both(project, SelectionRules(exclude=("libs/",)))) == [
+        ".gitignore",
+        ".gitmodules",
+        "main.py",
+        "snapshots/old/main.py",
+    ]
+    assert "libs/b/c/c.py" not in paths(
+        select_both(project, SelectionRules(exclude=("/libs/b/c",)))
+    )
+
+
 # --- names, links and special files -----------------------------------------------------------
 
 
@@ -1016,7 +1150,7 @@ def test_unreadable_ignored_directory_is_fine(shared_tmp: Path, backend: str) ->
 def test_pattern_prefilter_never_hides_a_match() -> None:
     extra = ["\\#x", "\\!y", "a b", "*.PY", "d/**/e/", "**", "/", "!", "f**g", "[!a]*"]
     lines = [p.encode() for p in [*_FUZZ_PATTERNS, *extra]]
-    patterns = _PatternFile(lines, ignorecase=False, strict="test")
+    patterns = PatternFile(lines, ignorecase=False, strict="test")
     rng = random.Random(0)
     for _ in range(3000):
         rel = "/".join(
