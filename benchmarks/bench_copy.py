@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Callable
 from typing import NamedTuple
@@ -32,6 +33,9 @@ sys.path.insert(0, str(ROOT))
 from poetry_snapshot.snapshot.copier import CopyResult  # noqa: E402
 from poetry_snapshot.snapshot.copier import LinkBase  # noqa: E402
 from poetry_snapshot.snapshot.copier import copy_selection  # noqa: E402
+
+if TYPE_CHECKING:
+    from poetry_snapshot.snapshot.selection import Selection
 
 WORK = ROOT / "benchmarks" / ".work" / "copy"
 SMALL_FILES = 20_000
@@ -98,24 +102,11 @@ def generate_sparse(root: Path) -> None:
     stamp.write_text(recipe)
 
 
-def select(root: Path) -> Any:
-    """The real selection when this checkout has it, else the tests' stand-in (a walk that
-    gives the same shape)."""
-    try:
-        from poetry_snapshot.snapshot.selection import select as real_select
-    except ImportError:
-        from tests.test_copier import select_tree
+def select(root: Path) -> Selection:
+    """The tree as `poetry snapshot` selects it outside git."""
+    from poetry_snapshot.snapshot.selection import select as real_select
 
-        return select_tree(root)
     return real_select(root, git="off")
-
-
-def selection_kind() -> str:
-    try:
-        import poetry_snapshot.snapshot.selection  # noqa: F401
-    except ImportError:
-        return "the tests' stand-in, an os.scandir walk (no selection.py in this checkout)"
-    return "selection.select(git='off')"
 
 
 def warm(root: Path) -> None:
@@ -403,7 +394,7 @@ def main() -> int:
     print(
         f"Tree: {files} files, {size:.0f} MiB ({SMALL_FILES} of 200 B-8 KiB, {BIG_FILES} of 50 MiB)"
     )
-    print(f"Selection by {selection_kind()}: {selection_seconds:.2f} s (not in the copy times)")
+    print(f"Selection (select(git='off')): {selection_seconds:.2f} s (not in the copy times)")
     print(f"Medians of {args.runs} runs, cp -a and the copier interleaved; CPU = user + system.\n")
     print("| measured | median | CPU | baseline | median | CPU | ratio | target |")
     print("|---|---:|---:|---|---:|---:|---:|---|")

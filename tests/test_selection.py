@@ -422,7 +422,7 @@ def test_nested_repository_is_selected_by_its_own_rules_with_a_warning(project: 
     selection = select_both(project)
     assert paths(selection) == expected
     assert selection.warnings == (
-        "vendored/ is a git repository but not a submodule; its files are selected by its own"
+        "'vendored/' is a git repository but not a submodule; its files are selected by its own"
         " rules",
     )
 
@@ -636,7 +636,7 @@ def test_include_brings_back_what_the_filesystem_defaults_leave_out(project: Pat
         "src/__pycache__/keep.pyc",
     ]
     assert selection.warnings == (
-        ".venv/ is a virtualenv and is selected; ignore it in .gitignore or exclude it",
+        "'.venv/' is a virtualenv and is selected; ignore it in .gitignore or exclude it",
     )
 
 
@@ -722,7 +722,7 @@ def test_a_root_snapshot_directory_is_reserved(project: Path, backend: str) -> N
     selection = select(project, git=backend)
     assert paths(selection) == ["main.py", "sub/.snapshot/kept.txt"]
     assert selection.skipped == (SkippedEntry(".snapshot", "reserved for snapshot metadata"),)
-    assert len(selection.warnings) == 1 and ".snapshot at the project root" in selection.warnings[0]
+    assert len(selection.warnings) == 1 and "'.snapshot' at the project root" in selection.warnings[0]
 
 
 def test_invalid_pattern_is_a_one_line_error(project: Path) -> None:
@@ -910,7 +910,7 @@ def test_symlinks_are_entries_never_followed(project: Path, tmp_path: Path, back
         assert (entry.kind, entry.link_target, entry.size) == ("symlink", target, len(target))
     assert entries["real/file.txt"].kind == "file"
     assert not any(p.startswith("to-dir/") for p in entries)
-    warned = {w.split(" ")[1]: w for w in selection.warnings}
+    warned = {w.split(" ")[1].strip("'"): w for w in selection.warnings}
     assert sorted(warned) == sorted(
         [
             "out-relative",
@@ -952,9 +952,16 @@ def test_fifos_and_sockets_are_skipped_with_a_warning(project: Path) -> None:
     assert paths(selection) == ["main.py"]
     assert selection.skipped == (SkippedEntry("pipe", "fifo"), SkippedEntry("sock", "socket"))
     assert selection.warnings == (
-        "pipe: skipped, a fifo cannot be copied",
-        "sock: skipped, a socket cannot be copied",
+        "'pipe': skipped, a fifo cannot be copied",
+        "'sock': skipped, a socket cannot be copied",
     )
+
+
+def test_a_warning_about_a_name_with_a_newline_stays_one_line(project: Path) -> None:
+    write(project, "main.py")
+    os.mkfifo(project / "evil\nname\x1b[31m")
+    [warning] = select(project).warnings
+    assert warning == "'evil\\nname\\x1b[31m': skipped, a fifo cannot be copied"
 
 
 def test_git_sees_no_untracked_fifo_but_reports_a_tracked_file_now_a_fifo(project: Path) -> None:
@@ -976,7 +983,7 @@ def test_selected_virtualenv_is_warned_about(project: Path) -> None:
     selection = select_both(project)
     assert "venv/pyvenv.cfg" in paths(selection)
     assert selection.warnings == (
-        "venv/ is a virtualenv and is selected; ignore it in .gitignore or exclude it",
+        "'venv/' is a virtualenv and is selected; ignore it in .gitignore or exclude it",
     )
 
 
@@ -1115,7 +1122,7 @@ def test_unreadable_directory_is_one_clear_error(shared_tmp: Path, backend: str)
     (root / "app/locked").chmod(0)
     output = select_unprivileged(root / "app", backend)
     assert output == (
-        f"ERROR Cannot read directory {root}/app/locked: Permission denied."
+        f"ERROR Cannot read directory '{root}/app/locked': Permission denied."
         " Make it readable, or exclude it from the snapshot."
     )
 
@@ -1142,8 +1149,8 @@ def test_unreadable_ignored_directory_is_fine(shared_tmp: Path, backend: str) ->
     assert select_unprivileged(root, backend) == "OK ['.gitignore', 'main.py'] []"
     # Looking for include matches in an unreadable ignored directory is a warning, not an error.
     assert select_unprivileged(root, backend, SelectionRules(include=("*.py",))) == (
-        "OK ['.gitignore', 'main.py'] ['.tox/volume/: not searched for include patterns"
-        " (Permission denied)']"
+        "OK ['.gitignore', 'main.py'] [\"'.tox/volume/': not searched for include patterns"
+        " (Permission denied)\"]"
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from poetry_snapshot.errors import SelectionError
+from poetry_snapshot.errors import quoted
 from poetry_snapshot.snapshot.selection.rules import RESERVED
 from poetry_snapshot.snapshot.selection.types import SelectedEntry
 from poetry_snapshot.snapshot.selection.types import Selection
@@ -46,7 +47,7 @@ class Collector:
             return []
         except OSError as e:
             self.warnings.append(
-                f"{printable(rel_dir)}/: not searched for include patterns ({e.strerror})"
+                f"{shown_dir(rel_dir)}: not searched for include patterns ({e.strerror})"
             )
             return []
 
@@ -76,14 +77,14 @@ class Collector:
         except (FileNotFoundError, NotADirectoryError):
             return  # tracked but deleted from disk: not in git's view of the work tree
         except OSError as e:
-            where = printable(self.root_b + b"/" + rel)
+            where = shown(self.root_b + b"/" + rel)
             raise SelectionError(f"Cannot read {where}: {e.strerror}.") from None
         if not stat.S_ISDIR(st.st_mode):
             self._add(rel, st)
 
     def note_nested_repository(self, rel: bytes) -> None:
         self.warnings.append(
-            f"{printable(rel)}/ is a git repository but not a submodule;"
+            f"{shown_dir(rel)} is a git repository but not a submodule;"
             " its files are selected by its own rules"
         )
 
@@ -112,7 +113,7 @@ class Collector:
         else:
             what = _special_kind(mode)
             self.skipped.append(SkippedEntry(path, what))
-            self.warnings.append(f"{printable(rel)}: skipped, a {what} cannot be copied")
+            self.warnings.append(f"{shown(rel)}: skipped, a {what} cannot be copied")
             return
         ints = self._ints
         permissions = stat.S_IMODE(mode)
@@ -149,7 +150,7 @@ class Collector:
                 self.skipped.append(SkippedEntry(os.fsdecode(path), reason))
                 if reserved:
                     self.warnings.append(
-                        f"{printable(path)} at the project root is not copied: the snapshot keeps"
+                        f"{shown(path)} at the project root is not copied: the snapshot keeps"
                         " its metadata there; rename it"
                     )
         self.warnings.extend(_link_warnings(os.fsdecode(self.root_b), unique))
@@ -164,14 +165,20 @@ class Collector:
         )
 
 
-def printable(path: bytes) -> str:
-    """A path for messages: bytes that are not UTF-8 shown as \\xNN instead of failing to print."""
-    return path.decode("utf-8", "backslashreplace")
+def shown(path: bytes) -> str:
+    """A path for messages, quoted as every message quotes names (errors.quoted): bytes that
+    are not UTF-8 as \\xNN, control characters escaped, so the message stays one line."""
+    return quoted(os.fsdecode(path))
+
+
+def shown_dir(path: bytes) -> str:
+    """shown() of a directory, its trailing slash inside the quotes."""
+    return quoted(os.fsdecode(path) + "/")
 
 
 def unreadable_directory(path: bytes, reason: str) -> SelectionError:
     return SelectionError(
-        f"Cannot read directory {printable(path)}: {reason}.",
+        f"Cannot read directory {shown(path)}: {reason}.",
         "Make it readable, or exclude it from the snapshot.",
     )
 
@@ -195,25 +202,25 @@ def _link_warnings(root: str, entries: Sequence[SelectedEntry]) -> list[str]:
     for entry in entries:
         if entry.kind != "symlink" or entry.link_target is None:
             continue
-        shown = printable(os.fsencode(entry.path))
-        target = printable(os.fsencode(entry.link_target))
+        name = shown(os.fsencode(entry.path))
+        target = shown(os.fsencode(entry.link_target))
         link = Path(root, entry.path)
         try:
             link.stat()
         except OSError as e:
             problem = "is part of a symlink loop" if e.errno == errno.ELOOP else "is dangling"
-            warnings.append(f"symlink {shown} -> {target} {problem}; it is copied as is")
+            warnings.append(f"symlink {name} -> {target} {problem}; it is copied as is")
             continue
         resolved = os.path.realpath(link)
         if resolved != root and not resolved.startswith(root + os.sep):
             warnings.append(
-                f"symlink {shown} -> {target} points outside the project; the snapshot"
+                f"symlink {name} -> {target} points outside the project; the snapshot"
                 " will read whatever is there when it runs"
             )
             continue
         if entry.link_target.startswith("/"):
             warnings.append(
-                f"symlink {shown} -> {target} is absolute; in the snapshot it still points"
+                f"symlink {name} -> {target} is absolute; in the snapshot it still points"
                 " into the project, not into the snapshot"
             )
             continue
@@ -222,7 +229,7 @@ def _link_warnings(root: str, entries: Sequence[SelectedEntry]) -> list[str]:
         inside = os.path.relpath(resolved, root).replace(os.sep, "/")
         if inside != "." and inside not in selected:
             warnings.append(
-                f"symlink {shown} -> {target} points to {printable(os.fsencode(inside))},"
+                f"symlink {name} -> {target} points to {shown(os.fsencode(inside))},"
                 " which is not selected; it dangles in the snapshot"
             )
     return warnings
@@ -242,7 +249,7 @@ def _selected_paths(entries: Sequence[SelectedEntry]) -> set[str]:
 
 def _virtualenv_warnings(entries: Sequence[SelectedEntry]) -> list[str]:
     return [
-        f"{printable(os.fsencode(e.path[: -len('/pyvenv.cfg')]))}/ is a virtualenv and is"
+        f"{shown_dir(os.fsencode(e.path[: -len('/pyvenv.cfg')]))} is a virtualenv and is"
         " selected; ignore it in .gitignore or exclude it"
         for e in entries
         if e.path.endswith("/pyvenv.cfg")

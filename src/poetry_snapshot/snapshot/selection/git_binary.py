@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING
 
 from poetry_snapshot.errors import SelectionError
-from poetry_snapshot.snapshot.selection.collector import printable
+from poetry_snapshot.snapshot.selection.collector import shown
 from poetry_snapshot.snapshot.selection.collector import unreadable_directory
 from poetry_snapshot.snapshot.selection.repository import GITLINK
 from poetry_snapshot.snapshot.selection.repository import is_repository
@@ -81,7 +81,7 @@ class GitBinary:
         if result.returncode != 0:
             message = result.stderr.decode("utf-8", "backslashreplace").strip()
             raise SelectionError(
-                f"git cannot list the files of {printable(directory)}: "
+                f"git cannot list the files of {shown(directory)}: "
                 f"{message.splitlines()[0] if message else f'exit code {result.returncode}'}",
                 "Fix the repository, or snapshot without git.",
             )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from poetry_snapshot.errors import SelectionError
-from poetry_snapshot.snapshot.selection.collector import printable
+from poetry_snapshot.snapshot.selection.collector import shown
 from poetry_snapshot.snapshot.selection.gitignore import read_lines
 from poetry_snapshot.snapshot.selection.repository import GITLINK
 from poetry_snapshot.snapshot.selection.repository import is_repository
@@ -47,7 +47,7 @@ def list_with_dulwich(
             raise NotGitRepository(f"no repository at {repo.controldir()}")
     except (NotGitRepository, OSError) as e:
         raise SelectionError(
-            f"Cannot read the git repository at {printable(top)}: {e}.",
+            f"Cannot read the git repository at {shown(top)}: {e}.",
             "Fix the repository, or snapshot without git.",
         ) from None
     try:
@@ -151,7 +151,7 @@ class _RepositoryIgnores:
             if gitignore:
                 return None
             raise SelectionError(
-                f"Cannot use {printable(path)} as an exclude file: {e.strerror}.",
+                f"Cannot use {shown(path)} as an exclude file: {e.strerror}.",
                 "Fix core.excludesFile or .git/info/exclude.",
             ) from None
         return PatternFile(read_lines(data), ignorecase=self.ignorecase, strict=None)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from poetry_snapshot.errors import SelectionError
-from poetry_snapshot.snapshot.manifest import METADATA_DIR
+from poetry_snapshot.snapshot.layout import METADATA_DIR
 from poetry_snapshot.snapshot.selection.gitignore import InvalidPattern
 from poetry_snapshot.snapshot.selection.gitignore import compile_pattern
 from poetry_snapshot.snapshot.selection.gitignore import read_lines
