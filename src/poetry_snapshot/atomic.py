@@ -70,8 +70,7 @@ def atomic_writer_at(
             os.unlink(temporary, dir_fd=directory)
         raise
     if durable:
-        with suppress(OSError):  # some filesystems cannot fsync a directory
-            os.fsync(directory)
+        _fsync_directory(directory)
 
 
 def sync_directory(directory: Path) -> None:
@@ -82,11 +81,14 @@ def sync_directory(directory: Path) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        _fsync_directory(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_directory(fd: int) -> None:
+    with suppress(OSError):  # some filesystems cannot fsync a directory
+        os.fsync(fd)
 
 
 def process_umask() -> int | None:
