@@ -336,7 +336,7 @@ def test_fifo_device_and_paths_outside_the_env_are_reported_never_opened(
             "modified-file",
             "a symlink to /dev/zero, outside the environment; not opened",
         ),
-        ("beta", "beta/__init__.py"): ("modified-file", "a FIFO; not opened"),
+        ("beta", "beta/__init__.py"): ("modified-file", "a fifo; not opened"),
         ("beta", str(outside)): (
             "modified-file",
             f"outside the environment: {real_outside}; not opened",

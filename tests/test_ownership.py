@@ -118,7 +118,7 @@ def test_symlinks_fifos_and_directory_symlinks_are_files_too(env: Env) -> None:
     assert env.unowned() == {
         f"{SITE}/blocker.pth": (
             None,
-            "a FIFO; Python runs its import lines at every start",
+            "a fifo; Python runs its import lines at every start",
             REMOVE,
         ),
         f"{SITE}/linked": (None, "a symlink to /etc", REMOVE),
@@ -194,7 +194,7 @@ def test_what_virtualenv_and_venv_write_in_the_scripts_directory(env: Env) -> No
             RECREATE,
         ),
         "bin/activate.sh": (None, "a file of 0 bytes", REMOVE),
-        "bin/pypy3": (None, "a FIFO; named like the interpreter, not a file or symlink", RECREATE),
+        "bin/pypy3": (None, "a fifo; named like the interpreter, not a file or symlink", RECREATE),
         "bin/python3.12": (None, "a symlink to python", REMOVE),
     }
 
@@ -343,7 +343,7 @@ def test_fixes_of_deep_drifts(env: Env) -> None:
     layout = env.layout
     sync = "poetry sync --with docs"
     record = FileProblem("beta", "beta-2.1.dist-info/RECORD", "record", "csv", "not UTF-8")
-    fifo = FileProblem("beta", "beta/x.py", "refused", "sha256=a", "a FIFO; not opened")
+    fifo = FileProblem("beta", "beta/x.py", "refused", "sha256=a", "a fifo; not opened")
     seeded = FileProblem("pip", "pip-26.dist-info/RECORD", "record", "csv", "not UTF-8")
     dist_infos = {"beta": f"{layout.site_dirs[0]}/beta-2.1.dist-info"}
     assert [

@@ -187,7 +187,7 @@ def test_fifo_socket_and_directory_entries_are_reported_not_opened(
         server.close()
     assert [(p.path, p.problem, p.found) for p in result.problems] == [
         ("pkg/dir.py", "refused", "a directory; not opened"),
-        ("pkg/fifo.py", "refused", "a FIFO; not opened"),
+        ("pkg/fifo.py", "refused", "a fifo; not opened"),
         ("pkg/sock.py", "refused", "a socket; not opened"),
     ]
     assert result.problems[0].expected == f"sha256={b64(b'z' + bytes([10]))}, 2 bytes"
@@ -265,7 +265,7 @@ def test_file_replaced_by_a_fifo_after_lstat_is_not_read(
         lambda p, *a, **k: regular if str(p).endswith("race.py") else real_lstat(p, *a, **k),
     )
     result = finishes(lambda: check_records([read], layout))
-    assert [(p.path, p.found) for p in result.problems] == [("pkg/race.py", "a FIFO; not opened")]
+    assert [(p.path, p.found) for p in result.problems] == [("pkg/race.py", "a fifo; not opened")]
 
 
 def test_record_that_is_a_fifo_is_reported_not_opened(
@@ -282,7 +282,7 @@ def test_record_that_is_a_fifo_is_reported_not_opened(
         (
             "pkg-1.0.dist-info/RECORD",
             "record",
-            "RECORD is a FIFO; not opened; its files were not checked",
+            "RECORD is a fifo; not opened; its files were not checked",
         )
     ]
 

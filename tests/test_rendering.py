@@ -120,7 +120,7 @@ def test_unowned_files_are_listed_after_the_file_kinds_and_annotated() -> None:
         path="lib/site-packages/evil.pth",
     )
     modified = Drift(
-        DriftKind.MODIFIED_FILE, "beta", "sha256=a", "a FIFO; not opened", "fix", path="beta/x.py"
+        DriftKind.MODIFIED_FILE, "beta", "sha256=a", "a fifo; not opened", "fix", path="beta/x.py"
     )
     text = plain(drift_table(report(modified, unowned, deep=DeepSummary(2, 5, 10, scanned=1234))))
     assert text.index("Modified files (1)") < text.index("Unowned files (1)")

@@ -37,6 +37,7 @@ from packaging.utils import canonicalize_name
 
 from poetry_snapshot.check.drift import UncheckedFile
 from poetry_snapshot.check.env_layout import RealDirectories
+from poetry_snapshot.display import file_kind
 from poetry_snapshot.hashing import CHUNK
 from poetry_snapshot.hashing import hash_chunks
 from poetry_snapshot.hashing import read_whole
@@ -155,20 +156,9 @@ class NotARegularFile(OSError):
 
 
 def describe_mode(mode: int) -> str:
-    """What a non-regular file is, for reports."""
-    if stat.S_ISLNK(mode):
-        return "a symlink"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    return "not a regular file"
+    """What a non-regular file is, for reports ("a fifo")."""
+    kind = file_kind(mode)
+    return "not a regular file" if kind == "special file" else f"a {kind}"
 
 
 def read_regular_file(path: str) -> bytes:

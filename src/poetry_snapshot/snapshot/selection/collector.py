@@ -13,6 +13,7 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from poetry_snapshot.display import file_kind
 from poetry_snapshot.errors import SelectionError
 from poetry_snapshot.errors import quoted
 from poetry_snapshot.snapshot.selection.rules import RESERVED
@@ -111,7 +112,7 @@ class Collector:
             target = os.fsdecode(os.readlink(self.root_b + b"/" + rel))
             kind = "symlink"
         else:
-            what = _special_kind(mode)
+            what = file_kind(mode)
             self.skipped.append(SkippedEntry(path, what))
             self.warnings.append(f"{shown(rel)}: skipped, a {what} cannot be copied")
             return
@@ -181,18 +182,6 @@ def unreadable_directory(path: bytes, reason: str) -> SelectionError:
         f"Cannot read directory {shown(path)}: {reason}.",
         "Make it readable, or exclude it from the snapshot.",
     )
-
-
-def _special_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "fifo"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISBLK(mode):
-        return "block device"
-    if stat.S_ISCHR(mode):
-        return "character device"
-    return "special file"
 
 
 def _link_warnings(root: str, entries: Sequence[SelectedEntry]) -> list[str]:
