@@ -35,6 +35,7 @@ from poetry_snapshot.errors import quoted
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from collections.abc import Iterator
     from collections.abc import Sequence
 
     from poetry.core.packages.package import Package
@@ -157,27 +158,34 @@ def read_import_roots(site_dirs: Sequence[str]) -> tuple[ImportRoot, ...]:
     paths: list[ImportRoot] = []
     finders: list[ImportRoot] = []
     seen: set[str] = set()
+    for site_dir, name in _site_files(site_dirs, ".pth"):
+        if name.startswith("."):
+            continue
+        for line in _read_lines(os.path.join(site_dir, name)):
+            if line.startswith("#") or not line.strip():
+                continue
+            if line.startswith(("import ", "import\t")):
+                for module in _imported_modules(line):
+                    finders.extend(_read_finder(site_dir, module))
+                continue
+            path = os.path.normpath(os.path.join(site_dir, line.rstrip()))
+            key = os.path.normcase(path)
+            if key not in seen and os.path.exists(path):
+                seen.add(key)
+                paths.append(ImportRoot(path, None, name))
+    return (*paths, *finders)
+
+
+def _site_files(site_dirs: Sequence[str], suffix: str) -> Iterator[tuple[str, str]]:
+    """(site dir, file name) of each file named `*suffix`, dirs in order, names sorted."""
     for site_dir in site_dirs:
         try:
             names = sorted(os.listdir(site_dir))
         except OSError:
             continue
         for name in names:
-            if not name.endswith(".pth") or name.startswith("."):
-                continue
-            for line in _read_lines(os.path.join(site_dir, name)):
-                if line.startswith("#") or not line.strip():
-                    continue
-                if line.startswith(("import ", "import\t")):
-                    for module in _imported_modules(line):
-                        finders.extend(_read_finder(site_dir, module))
-                    continue
-                path = os.path.normpath(os.path.join(site_dir, line.rstrip()))
-                key = os.path.normcase(path)
-                if key not in seen and os.path.exists(path):
-                    seen.add(key)
-                    paths.append(ImportRoot(path, None, name))
-    return (*paths, *finders)
+            if name.endswith(suffix):
+                yield site_dir, name
 
 
 def parse_finder(source: str) -> list[tuple[str, str]]:
@@ -228,17 +236,11 @@ def _literal_mapping(node: ast.expr) -> list[tuple[str, str]]:
 def read_egg_links(site_dirs: Sequence[str]) -> list[tuple[str, str]]:
     """(distribution name, source directory) of each legacy `setup.py develop` install."""
     found = []
-    for site_dir in site_dirs:
-        try:
-            names = sorted(os.listdir(site_dir))
-        except OSError:
-            continue
-        for name in names:
-            if name.endswith(".egg-link"):
-                lines = _read_lines(os.path.join(site_dir, name))
-                if lines and lines[0].strip():
-                    path = os.path.normpath(os.path.join(site_dir, lines[0].strip()))
-                    found.append((name[: -len(".egg-link")], path))
+    for site_dir, name in _site_files(site_dirs, ".egg-link"):
+        lines = _read_lines(os.path.join(site_dir, name))
+        if lines and lines[0].strip():
+            path = os.path.normpath(os.path.join(site_dir, lines[0].strip()))
+            found.append((name[: -len(".egg-link")], path))
     return found
 
 
