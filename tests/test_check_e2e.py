@@ -117,7 +117,12 @@ def test_path_dependencies_develop_and_not(make_project: MakeProject) -> None:
     )
     report = assert_clean(project)
     assert report["packages_checked"] == 2
-    assert_clean(project, "--deep")
+    report = assert_clean(project, "--deep")
+    # built from source: nothing in the lock to prove their builds against
+    assert {b["package"]: b["reason"] for b in report["deep"]["builds_unverified"]} == {
+        "copylib": "built from a directory: poetry.lock pins no file",
+        "editlib": "built from a directory: poetry.lock pins no file",
+    }
 
 
 def test_package_mode_false_has_no_root_to_check(make_project: MakeProject) -> None:
@@ -143,7 +148,16 @@ def test_file_dependency(make_project: MakeProject, wheels: Path) -> None:
         before_lock=copy_wheel,
     )
     assert_clean(project)
-    assert_clean(project, "--deep")
+    report = assert_clean(project, "--deep")
+    # the chain runs through the locked file itself
+    assert report["deep"]["builds_verified"] == [
+        {
+            "package": "gamma",
+            "version": "1.0",
+            "artifact": "gamma-1.0-py3-none-any.whl",
+            "built": None,
+        }
+    ]
 
 
 # --- each drift kind: exit 1, named -------------------------------------------------------
@@ -253,7 +267,14 @@ def test_wrong_source_git_commit(
     url = repo.as_uri()
     project = make_project("gitdep", poetry_dependencies={"gitlib": {"git": url, "rev": first}})
     assert_clean(project)
-    assert_clean(project, "--deep")
+    report = assert_clean(project, "--deep")
+    assert report["deep"]["builds_unverified"] == [
+        {
+            "package": "gitlib",
+            "version": "1.0.0",
+            "reason": f"built from git commit {first[:12]}: poetry.lock pins no file",
+        }
+    ]
     project.edit({"tool": {"poetry": {"dependencies": {"gitlib": {"git": url, "rev": second}}}}})
     project.poetry("lock")
     report = assert_drift(project, [("wrong-source", "gitlib")])

@@ -72,6 +72,7 @@ class Candidate:
 
     locked: LockedFile
     path: str | None = None  # the file, when it is here
+    others: tuple[str, ...] = ()  # more files of that name in the cache (another index's)
     built: str | None = None  # for an sdist: the wheel Poetry built from it (in the cache)
     url: str | None = None  # a URL dependency's link, for --fetch
     sdist_needs_build: bool = False  # an sdist allowed only through Poetry's build of it
@@ -227,7 +228,8 @@ class ArtifactFinder:
                         built = self._build_beside(path, expectation.package)
                         if candidate.sdist_needs_build and built is None:
                             continue
-                    candidate = replace(candidate, path=path, built=built)
+                    others = tuple(paths[1:])
+                    candidate = replace(candidate, path=path, others=others, built=built)
                 elif candidate.sdist_needs_build:
                     continue
             located.append(candidate)

@@ -290,26 +290,14 @@ def _open_artifact(candidate: Candidate) -> Iterator[_Artifact]:
     locked = candidate.locked
     assert candidate.path is not None
     try:
-        fd = _open_file(candidate.path)
-    except OSError as e:
-        yield _Artifact(None, f"{candidate.path} cannot be read ({_why(e)})", 0)
+        hashlib.new(locked.algorithm)
+    except ValueError:
+        yield _Artifact(None, f"poetry.lock's hash {locked.algorithm!r} is unknown", 0)
         return
     with contextlib.ExitStack() as stack:
-        stack.callback(os.close, fd)
-        try:
-            hasher = hashlib.new(locked.algorithm)
-        except ValueError:
-            yield _Artifact(None, f"poetry.lock's hash {locked.algorithm!r} is unknown", 0)
-            return
-        try:
-            size = hash_chunks(fd, hasher, memoryview(bytearray(CHUNK)))
-        except OSError as e:
-            yield _Artifact(None, f"{candidate.path} cannot be read ({_why(e)})", 0)
-            return
-        if hasher.hexdigest() != locked.digest:
-            yield _Artifact(
-                None, f"{candidate.path} does not have poetry.lock's {locked.algorithm}", size
-            )
+        fd, error, hashed = _locked_copy(candidate, stack)
+        if fd is None:
+            yield _Artifact(None, error, hashed)
             return
         wheel_path, wheel_fd = candidate.path, fd
         if not locked.is_wheel:
@@ -317,14 +305,14 @@ def _open_artifact(candidate: Candidate) -> Iterator[_Artifact]:
                 yield _Artifact(
                     None,
                     f"Poetry's build of {locked.name} is no longer in its artifact cache",
-                    size,
+                    hashed,
                 )
                 return
             wheel_path = candidate.built
             try:
                 wheel_fd = _open_file(wheel_path)
             except OSError as e:
-                yield _Artifact(None, f"{wheel_path} cannot be read ({_why(e)})", size)
+                yield _Artifact(None, f"{wheel_path} cannot be read ({_why(e)})", hashed)
                 return
             stack.callback(os.close, wheel_fd)
         try:
@@ -341,9 +329,37 @@ def _open_artifact(candidate: Candidate) -> Iterator[_Artifact]:
             InstallerError,
         ) as e:
             reason = f"{wheel_path} is not a wheel Poetry could install ({_why(e)})"
-            yield _Artifact(None, reason, size)
+            yield _Artifact(None, reason, hashed)
             return
-        yield _Artifact(wheel, None, size)
+        yield _Artifact(wheel, None, hashed)
+
+
+def _locked_copy(candidate: Candidate, stack: contextlib.ExitStack) -> tuple[int | None, str, int]:
+    """(an open descriptor on a copy of the candidate's file whose hash is the lock's, or None;
+    why not; bytes hashed). The descriptor is closed with `stack`."""
+    locked = candidate.locked
+    error = ""
+    hashed = 0
+    for path in (candidate.path, *candidate.others):
+        assert path is not None
+        try:
+            fd = _open_file(path)
+        except OSError as e:
+            error = error or f"{path} cannot be read ({_why(e)})"
+            continue
+        hasher = hashlib.new(locked.algorithm)
+        try:
+            hashed += hash_chunks(fd, hasher, memoryview(bytearray(CHUNK)))
+        except OSError as e:
+            os.close(fd)
+            error = error or f"{path} cannot be read ({_why(e)})"
+            continue
+        if hasher.hexdigest() == locked.digest:
+            stack.callback(os.close, fd)
+            return fd, "", hashed
+        os.close(fd)
+        error = error or f"{path} does not have poetry.lock's {locked.algorithm}"
+    return None, error, hashed
 
 
 def _open_file(path: str) -> int:
