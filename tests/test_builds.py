@@ -282,6 +282,15 @@ def test_sdist_without_poetrys_build_proves_nothing(venv: Venv, tmp_path: Path) 
     assert proof is not None and (proof.artifact, proof.built) == (sdist.name, wheel.name)
 
 
+def test_a_build_conda_installed_is_conda_s(venv: Venv, tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path / "wheels", FILES)
+    conda_build = make_wheel(tmp_path / "conda", {"pkg/__init__.py": b"X = 'conda'\n"})
+    dist = venv.install(conda_build, installer_name=b"conda")
+    verdict = venv.prove(dist, locked(wheel))
+    assert verdict.problems == () and verdict.unverified is not None
+    assert verdict.unverified.reason.startswith("installed by conda")
+
+
 def test_fifo_in_place_of_the_locked_file_is_not_opened(venv: Venv, tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path / "wheels", FILES)
     dist = venv.install(wheel)

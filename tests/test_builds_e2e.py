@@ -377,6 +377,68 @@ def test_dynamic_project_version_follows_poetry(make_project: MakeProject) -> No
     assert "Tolerated: dynver expected 0.2.0 (dynamic:" in project.check().stdout
 
 
+# A Poetry plugin that sets the project's version at every command, as poetry-dynamic-versioning
+# does from git (`poetry._package._version`, on cleo's COMMAND event), here from a VERSION file.
+_VERSION_PLUGIN = b"""
+from cleo.events.console_events import COMMAND
+from poetry.plugins.application_plugin import ApplicationPlugin
+
+
+class VersionFromFile(ApplicationPlugin):
+    def activate(self, application):
+        application.event_dispatcher.add_listener(COMMAND, self.apply)
+
+    def apply(self, event, kind, dispatcher):
+        from poetry.core.constraints.version import Version
+
+        try:
+            poetry = event.command.poetry
+        except Exception:  # a command outside a project
+            return
+        version_file = poetry.pyproject_path.parent / "VERSION"
+        if version_file.exists():
+            text = version_file.read_text().strip()
+            poetry._package._version = Version.parse(text)
+            poetry._package._pretty_version = text
+"""
+
+
+def test_version_a_plugin_sets_follows_poetry(make_project: MakeProject, tmp_path: Path) -> None:
+    import zipfile
+
+    entry_point = (
+        b"[poetry.application.plugin]\nversion-from-file = version_from_file:VersionFromFile\n"
+    )
+    files = {
+        "version_from_file/__init__.py": _VERSION_PLUGIN,
+        "version_from_file-1.0.dist-info/entry_points.txt": entry_point,
+    }
+    plugin = build_wheel(WheelSpec("version-from-file", "1.0", files=files), tmp_path / "plugin")
+    plugins = tmp_path / "plugins"
+    with zipfile.ZipFile(plugin) as archive:
+        archive.extractall(plugins)  # on Poetry's sys.path: loaded like a `poetry self add`ed one
+
+    def placeholder(root: Path) -> None:
+        pyproject = root / "pyproject.toml"
+        pyproject.write_text(
+            pyproject.read_text().replace('version = "0.1.0"', 'version = "0.0.0"')
+        )
+        (root / "VERSION").write_text("0.5.0\n")
+
+    project = make_project("plugver", ["beta"], before_lock=placeholder, install=False)
+    project.environ = {**project.environ, "PYTHONPATH": str(plugins)}
+    installed = project.poetry("install").stdout
+    assert "Installing the current project: plugver (0.5.0)" in installed  # the plugin's
+    (project.path / "VERSION").write_text("0.6.0\n")  # a new commit, for the real plugin
+    plan = project.poetry("sync", "--dry-run").stdout
+    assert "0 installs, 0 updates, 0 removals" in plan
+    assert "Installing the current project: plugver (0.6.0)" in plan
+    code, report = project.check_json()
+    assert (code, report["drifts"]) == (0, [])
+    assert [(d["package"], d["found"]) for d in report["tolerated"]] == [("plugver", "0.5.0")]
+    assert "a plugin set it (pyproject.toml says 0.0.0)" in report["tolerated"][0]["expected"]
+
+
 def test_literal_project_version_bump_is_still_drift(make_project: MakeProject) -> None:
     project = make_project("statver", ["beta"])
     project.edit({"project": {"version": "0.2.0"}})

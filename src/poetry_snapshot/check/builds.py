@@ -154,6 +154,14 @@ def prove(record: Record, expectation: Expectation, context: BuildContext) -> Bu
         unverified = UnprovenBuild(name, version, expectation.unpinned)
         return _with_scripts(record, context, None, BuildVerdict(name, unverified=unverified))
 
+    installer = _installer(record)
+    if installer == "conda":
+        # conda's own build (conda-meta lists it): not any file poetry.lock allows, and not
+        # Poetry's to replace in a conda prefix.
+        reason = "installed by conda: its build is conda's, not a file poetry.lock lists"
+        unverified = UnprovenBuild(name, version, reason)
+        return _with_scripts(record, context, None, BuildVerdict(name, unverified=unverified))
+
     compared = 0
     wrong: tuple[Candidate, list[FileProblem]] | None = None
     unavailable: list[str] = []
@@ -220,8 +228,13 @@ class _Wheel:
         wheel = parse_metadata_file(self.read_text(f"{self.dist_info}/WHEEL"))
         self.root = "purelib" if wheel["Root-Is-Purelib"] == "true" else "platlib"
         text = self.read_text(f"{self.dist_info}/RECORD")
+        # installer.records.parse_record_file: Windows separators read as "/"
         self.rows = [
-            (row[0], row[1] if len(row) > 1 else "", row[2] if len(row) > 2 else "")
+            (
+                row[0].replace("\\", "/"),
+                row[1] if len(row) > 1 else "",
+                row[2] if len(row) > 2 else "",
+            )
             for row in csv.reader(io.StringIO(text, newline=""))
             if row and row[0]
         ]

@@ -127,15 +127,19 @@ def _deep_lines(report: DriftReport, verbosity: int) -> list[str]:
         f"Ownership: {deep.scanned} files in site-packages and the scripts directory checked"
         " against the installed distributions' RECORDs.",
     ]
-    if deep.proven or deep.unproven:
+    wrong = {d.package for d in report.drifts if d.kind is DriftKind.WRONG_BUILD}
+    if deep.proven or deep.unproven or wrong:
         built = sum(1 for b in deep.proven if b.built is not None)
+        compared = len(deep.proven) + len(deep.unproven) + len(wrong)
         line = (
-            f"Builds: {len(deep.proven)} of {len(deep.proven) + len(deep.unproven)} locked"
+            f"Builds: {len(deep.proven)} of {compared} locked"
             " distributions proven to be the files of a locked artifact"
             f" ({human_size(deep.artifact_bytes)} of locked files hashed"
             + (f"; {built} built by Poetry from a locked sdist" if built else "")
             + ")"
         )
+        if wrong:
+            line += f"; {len(wrong)} wrong build{'s' if len(wrong) > 1 else ''}"
         if deep.unproven:
             line += f"; {len(deep.unproven)} build{'s' if len(deep.unproven) > 1 else ''}"
             line += f" unverified{more}"
