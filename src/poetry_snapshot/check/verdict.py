@@ -113,7 +113,7 @@ def examine(poetry: Poetry, request: CheckRequest) -> Examination:
         groups=tuple(sorted(scope.groups)),
         extras=tuple(sorted(scope.extras)),
     )
-    env = find_project_env(poetry)
+    env = find_project_env(poetry, sync)
     if env is None:
         drifts.append(
             Drift(
