@@ -169,6 +169,31 @@ def test_namespace_file_two_wheels_ship_is_shared_not_drift(
     assert_clean(project, "--deep")
 
 
+def test_console_script_two_wheels_define_is_shared_not_drift(
+    make_project: MakeProject, wheels: Path
+) -> None:
+    for name in ("toolone", "tooltwo"):
+        # both define a `sametool` console script: the last one installed writes it
+        build_wheel(
+            WheelSpec(name, "1.0", console_scripts={"sametool": f"{name}.cli:main"}), wheels
+        )
+    project = make_project("samescript", ["toolone", "tooltwo"])
+    report = assert_clean(project, "--deep")
+    (shared,) = report["deep"]["shared_files"]
+    assert (shared["path"], shared["packages"]) == ("bin/sametool", ["toolone", "tooltwo"])
+    writer = shared["matches"]
+    assert f"from {writer}.cli import main" in (project.venv / "bin" / "sametool").read_text()
+
+    launcher = project.venv / "bin" / "sametool"
+    launcher.write_text(launcher.read_text() + "import os\n")
+    code, report, _ = deep(project)
+    assert (code, drifts(report)) == (1, [("modified-file", "toolone", "../../../bin/sametool")])
+    fix = "poetry run python -m pip uninstall -y toolone tooltwo && poetry sync"
+    assert report["drifts"][0]["fix"] == fix
+    apply_fixes(project, report)
+    assert_clean(project, "--deep")
+
+
 # --- relocated envs -----------------------------------------------------------------------------
 
 

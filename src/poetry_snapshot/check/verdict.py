@@ -34,6 +34,7 @@ from poetry_snapshot.check.env_layout import RealDirectories
 from poetry_snapshot.check.environment import Interpreter
 from poetry_snapshot.check.environment import find_project_env
 from poetry_snapshot.check.installed_files import InstalledDistribution
+from poetry_snapshot.check.installed_files import SharedFile
 from poetry_snapshot.check.installed_files import check_records
 from poetry_snapshot.check.installed_files import default_workers
 from poetry_snapshot.check.installed_files import metadata_directories
@@ -260,9 +261,10 @@ def _deep(
 
     # The other installed distributions (the creator's pip, extraneous ones) are not hashed, but
     # their RECORDs say what they own: one that cannot be read is drift too.
+    script_problems, shared_scripts = _shared_scripts(provable, verdicts, layout)
     problems = [
         *check.problems,
-        *(p for v in verdicts.values() for p in v.problems),
+        *script_problems,
         *(p for r in records if r.distribution.name not in locked for p in r.problems),
     ]
     scan = ownership.find_unowned(layout, owners)
@@ -285,11 +287,50 @@ def _deep(
         ),
         unproven=tuple(sorted(unproven, key=lambda b: b.package)),
         shared=tuple(
-            SharedPath(layout.relative(f.path), f.packages, f.matches) for f in check.shared
+            SharedPath(layout.relative(f.path), f.packages, f.matches)
+            for f in sorted((*check.shared, *shared_scripts), key=lambda f: f.path)
         ),
         artifact_bytes=sum(v.artifact_bytes for v in verdicts.values()),
     )
     return drifts, summary
+
+
+def _shared_scripts(
+    records: Sequence[Record], verdicts: Mapping[str, builds.BuildVerdict], layout: EnvLayout
+) -> tuple[list[FileProblem], list[SharedFile]]:
+    """The verdicts' problems, with a script several locked distributions install (the same
+    console script name) judged against each of them: like any shared file, it is intact when
+    it is what one of them writes."""
+    problems = [p for v in verdicts.values() for p in v.problems]
+    if layout.scripts_dir is None:
+        return problems, []
+    scripts = layout.scripts_dir + os.sep
+    owners: dict[str, dict[str, str]] = {}
+    for record in records:
+        for row in record.rows:
+            if row.path.startswith(scripts):
+                owners.setdefault(row.path, {})[record.distribution.name] = row.record_path
+    judged = {(p.package, p.path): p for p in problems if p.problem != "wrong-build"}
+    dropped: set[tuple[str, str]] = set()
+    kept: list[FileProblem] = []
+    shared: list[SharedFile] = []
+    for path, listing in owners.items():
+        if len(listing) < 2:
+            continue
+        keys = [(package, record_path) for package, record_path in sorted(listing.items())]
+        intact = [package for package, record_path in keys if (package, record_path) not in judged]
+        dropped.update(keys)
+        if intact:
+            shared.append(SharedFile(path, tuple(sorted(listing)), intact[0]))
+        else:
+            first = judged[keys[0]]
+            kept.append(replace(first, owners=tuple(sorted(listing))))
+    if not dropped:
+        return problems, []
+    remaining = [
+        p for p in problems if p.problem == "wrong-build" or (p.package, p.path) not in dropped
+    ]
+    return [*remaining, *kept], shared
 
 
 def _fetch_and_prove(
