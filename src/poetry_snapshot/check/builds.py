@@ -648,10 +648,3 @@ def _installer(record: Record) -> str:
 
 def _digest_of(data: bytes) -> str:
     return "sha256=" + record_digest(hashlib.sha256(data))
-
-
-def installed_scripts(record: Record, layout: EnvLayout) -> Sequence[str]:
-    """The real paths of `record`'s files in the scripts directory: judged here, not by
-    check_records."""
-    scripts = _scripts_prefix(layout)
-    return [] if scripts is None else [r.path for r in record.rows if r.path.startswith(scripts)]
