@@ -300,7 +300,7 @@ def test_fifo_in_place_of_the_locked_file_is_not_opened(venv: Venv, tmp_path: Pa
     candidate = Candidate(locked(wheel).locked, path=str(fifo))
     verdict = venv.prove(dist, candidate)  # would block forever if it were opened for reading
     assert verdict.unverified is not None
-    assert verdict.unverified.reason == f"{fifo} cannot be read (a FIFO)"
+    assert verdict.unverified.reason == f"{fifo} cannot be read (a fifo)"
 
 
 # --- scripts ------------------------------------------------------------------------------------
