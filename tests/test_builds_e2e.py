@@ -143,6 +143,15 @@ def test_namespace_file_two_wheels_ship_is_shared_not_drift(
         build_wheel(WheelSpec(name, "1.0", files=files), wheels)
     project = make_project("overlap", ["nsfirst", "nssecond"])
     site = project.site_packages()
+    # Both RECORDs list the file, with their own bytes' hash (Poetry 2.5 also warns "Installing
+    # .../ns/__init__.py over existing file")
+    listed = {
+        line.split(",")[1]
+        for record in site.glob("ns*-1.0.dist-info/RECORD")
+        for line in record.read_text().splitlines()
+        if line.startswith("ns/__init__.py,")
+    }
+    assert len(listed) == 2
     probe = "import ns.nsfirst, ns.nssecond"
     run([str(project.python), "-c", probe], env=project.environ)
     holds = (site / "ns" / "__init__.py").read_bytes().split(b"\n", 1)[0].decode()[2:]
