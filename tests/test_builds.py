@@ -9,6 +9,7 @@ import hashlib
 import io
 import os
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import pytest
@@ -553,10 +554,11 @@ def test_files_are_found_in_poetrys_artifact_cache(tmp_path: Path) -> None:
         str(sdist_dir / "pkg-1.0-py3-none-any.whl"),
     }
     assert by_name["pkg-1.0.tar.gz"].built == str(sdist_dir / "pkg-1.0-py3-none-any.whl")
+    expected = sorted([str(sdist_dir / "pkg-1.0-py3-none-any.whl"), str(wheel)])
     found = _cached_files(str(artifacts), {"pkg-1.0-py3-none-any.whl"})
-    assert found["pkg-1.0-py3-none-any.whl"] == sorted(
-        [str(sdist_dir / "pkg-1.0-py3-none-any.whl"), str(wheel)]
-    )
+    assert found == {"pkg-1.0-py3-none-any.whl": expected}
+    with ThreadPoolExecutor(max_workers=3) as pool:  # the subtrees walked in threads
+        assert _cached_files(str(artifacts), {"pkg-1.0-py3-none-any.whl"}, pool) == found
 
 
 def test_cache_walk_follows_no_symlink(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ Reads, never writes: no virtualenv is created, nothing is installed, no network 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shlex
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from collections.abc import Sequence
     from concurrent.futures import Executor
+    from concurrent.futures import Future
 
     from poetry.core.packages.package import Package
     from poetry.poetry import Poetry
@@ -236,23 +238,30 @@ def _deep(
         for r in locked_records
     ]
     finder = artifacts.ArtifactFinder(env, poetry.config)
-    expectations = finder.expect(locked[r.distribution.name] for r in provable)
     context = builds.BuildContext(
         layout, directories, builds.Schemes.of(env), own_shebang_lines(layout)
     )
-    with ThreadPoolExecutor(max_workers=default_workers()) as pool:
-        # The locked files are the largest reads: they start first.
-        proving = [
+
+    def plan_and_prove(pool: Executor) -> list[Future[builds.BuildVerdict]]:
+        expectations = finder.expect((locked[r.distribution.name] for r in provable), pool)
+        return [
             pool.submit(builds.prove, r, expectations[r.distribution.name], context)
             for r in provable
         ]
+
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=default_workers()))
+        planner = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+        # Finding the locked files walks Poetry's cache: that, and then hashing them, runs
+        # beside the hashing of the env's files, in the same threads.
+        planned = planner.submit(plan_and_prove, pool)
         check = check_records(
             hashed,
             layout,
             shared_with=[r for r in records if r.distribution.name not in locked],
             pool=pool,
         )
-        verdicts = {v.package: v for v in (f.result() for f in proving)}
+        verdicts = {v.package: v for v in (f.result() for f in planned.result())}
         if fetch:
             retry = [r for r in provable if verdicts[r.distribution.name].fetchable]
             verdicts.update(
