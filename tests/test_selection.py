@@ -722,9 +722,7 @@ def test_a_root_snapshot_directory_is_reserved(project: Path, backend: str) -> N
     selection = select(project, git=backend)
     assert paths(selection) == ["main.py", "sub/.snapshot/kept.txt"]
     assert selection.skipped == (SkippedEntry(".snapshot", "reserved for snapshot metadata"),)
-    assert (
-        len(selection.warnings) == 1 and "'.snapshot' at the project root" in selection.warnings[0]
-    )
+    assert len(selection.warnings) == 1 and "'.snapshot' at the project root" in selection.warnings[0]
 
 
 def test_invalid_pattern_is_a_one_line_error(project: Path) -> None:
@@ -1152,7 +1150,7 @@ def test_unreadable_ignored_directory_is_fine(shared_tmp: Path, backend: str) ->
     # Looking for include matches in an unreadable ignored directory is a warning, not an error.
     assert select_unprivileged(root, backend, SelectionRules(include=("*.py",))) == (
         "OK ['.gitignore', 'main.py'] [\"'.tox/volume/': not searched for include patterns"
-        ' (Permission denied)"]'
+        " (Permission denied)\"]"
     )
 
 
