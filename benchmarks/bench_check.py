@@ -1,15 +1,22 @@
 """`poetry snapshot --check` against `poetry sync --dry-run` and `poetry run true`; `--deep` against
-`sha256sum` over the same files. Run by `python3 benchmarks/run.py` (or directly, inside a venv
+`sha256sum` over the same files (with the chain proof: the installed files plus the locked wheels
+it reads from Poetry's cache). Run by `python3 benchmarks/run.py` (or directly, inside a venv
 holding this plugin). Everything is local: wheels are generated, served by a local index, locked
-and installed by real Poetry; only the timed commands differ.
+and installed by real Poetry; only the timed commands differ. The environments are built once and
+kept under benchmarks/.work/check/ (the 1 GiB one takes a few minutes the first time).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
+import json
+import random
 import shutil
+import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -27,6 +34,7 @@ from benchmarks.timing import medians  # noqa: E402
 
 WORK = ROOT / "benchmarks" / ".work" / "check"
 RUNS = 7
+LARGE_RUNS = 5
 
 
 def wheel_specs(count: int) -> list[WheelSpec]:
@@ -50,18 +58,47 @@ def wheel_specs(count: int) -> list[WheelSpec]:
     return specs
 
 
-def prepare(count: int, environ: dict[str, str], wheels: Path) -> Project:
-    root = WORK / f"project-{count}"
+LARGE_PACKAGES = 24
+LARGE_DATA = 45_000_000  # bytes of data per package: 24 x 45 MB, over 1 GiB installed
+
+
+def large_names() -> list[str]:
+    return [f"large-{i:02d}" for i in range(LARGE_PACKAGES)]
+
+
+def large_specs() -> list[WheelSpec]:
+    """Packages shaped like a deep-learning stack's big ones: each a few modules and a large
+    data file (random bytes: the wheels are as large as what they install)."""
+    specs = []
+    for i, name in enumerate(large_names()):
+        module = name.replace("-", "_")
+        files = {
+            f"{module}/mod{m}.py": (f"# {name} module {m}\n" + "y = 2\n" * 300).encode()
+            for m in range(10)
+        }
+        files[f"{module}/weights.bin"] = random.Random(i).randbytes(LARGE_DATA)
+        specs.append(WheelSpec(name, "1.0", files=files))
+    return specs
+
+
+def prepare(
+    name: str,
+    specs: Callable[[], list[WheelSpec]],
+    dependencies: list[str],
+    environ: dict[str, str],
+    wheels: Path,
+) -> Project:
+    root = WORK / f"project-{name}"
     marker = root / ".installed"
     index = LocalIndex(wheels)
     try:
-        data = pyproject(f"bench{count}", index.url, [f"pkg{count}-000>=1.0"], package_mode=False)
+        data = pyproject(f"bench{name}", index.url, dependencies, package_mode=False)
         # An index URL with a fresh port each run: keep the locked data, rewrite the source.
         project = Project(root, environ, index.url, wheels, data)
         if not marker.exists():
             shutil.rmtree(root, ignore_errors=True)
             root.mkdir(parents=True)
-            for spec in wheel_specs(count):
+            for spec in specs():
                 if not (wheels / f"{spec.name.replace('-', '_')}-1.0-py3-none-any.whl").exists():
                     build_wheel(spec, wheels)
             project.write_pyproject()
@@ -71,6 +108,28 @@ def prepare(count: int, environ: dict[str, str], wheels: Path) -> Project:
         return project
     finally:
         index.close()
+
+
+def locked_wheels(project: Project, environ: dict[str, str]) -> list[str]:
+    """The locked files `--deep` reads from Poetry's cache, as the run itself reports them,
+    after making sure every build was proven (a run that proves nothing measures nothing)."""
+    result = subprocess.run(
+        [*POETRY, "snapshot", "--check", "--deep", "--format", "json"],
+        cwd=project.path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    deep = json.loads(result.stdout)["deep"]
+    if deep["builds_unverified"]:
+        raise RuntimeError(f"builds not proven: {deep['builds_unverified']}")
+    names = {build["artifact"] for build in deep["builds_verified"]}
+    cache = Path(environ["POETRY_CACHE_DIR"]) / "artifacts"
+    found = [str(path) for path in cache.rglob("*.whl") if path.name in names]
+    if len(found) != len(names):
+        raise RuntimeError(f"{len(names)} locked wheels proven, {len(found)} found in the cache")
+    return sorted(found)
 
 
 def record_files(project: Project) -> list[str]:
@@ -91,7 +150,13 @@ def main() -> int:
     wheels = WORK / "wheels"
     table = Table("poetry snapshot --check")
     for count in (15, 200):
-        project = prepare(count, environ, wheels)
+        project = prepare(
+            str(count),
+            functools.partial(wheel_specs, count),
+            [f"pkg{count}-000>=1.0"],
+            environ,
+            wheels,
+        )
 
         def poetry(*args: str, project: Project = project) -> list[str]:
             return [*POETRY, *args]
@@ -120,9 +185,11 @@ def main() -> int:
         if count == 200:
             files = record_files(project)
             size = sum(Path(f).stat().st_size for f in files)
+            artifacts = locked_wheels(project, environ)
+            artifact_size = sum(Path(f).stat().st_size for f in artifacts)
             # sha256sum over exactly those files, fed on stdin in one process (xargs splits argv).
             listing = WORK / "deep-files.txt"
-            listing.write_text("\0".join(files))
+            listing.write_text("\0".join(files + artifacts))
             deep, plain, sha = medians(
                 [
                     poetry("snapshot", "--check", "--deep"),
@@ -133,12 +200,41 @@ def main() -> int:
                 environ,
                 RUNS,
             )
-            label = f"--deep: {len(files)} files, {size / 2**20:.0f} MiB"
+            label = (
+                f"--deep: {len(files)} files, {size / 2**20:.0f} MiB"
+                f" + {len(artifacts)} locked wheels, {artifact_size / 2**20:.0f} MiB"
+            )
             table.add(label, deep, "sha256sum, same files", sha, target=0.6)
             # What --deep adds to a plain --check: the hashing itself, Poetry's start-up aside.
             table.add(
                 "--deep minus --check (the hashing)", deep - plain, "sha256sum, same files", sha
             )
+
+    # The chain proof at scale: over 1 GiB installed, and as many bytes of locked wheels.
+    large = prepare("large", large_specs, large_names(), environ, wheels)
+    files = record_files(large)
+    size = sum(Path(f).stat().st_size for f in files)
+    artifacts = locked_wheels(large, environ)
+    artifact_size = sum(Path(f).stat().st_size for f in artifacts)
+    listing = WORK / "deep-large-files.txt"
+    listing.write_text("\0".join(files + artifacts))
+    deep, sha = medians(
+        [
+            [*POETRY, "snapshot", "--check", "--deep"],
+            ["sh", "-c", f"xargs -0 sha256sum < {listing} > /dev/null"],
+        ],
+        large.path,
+        environ,
+        LARGE_RUNS,
+    )
+    table.add(
+        f"--deep: {size / 2**30:.2f} GiB installed + {artifact_size / 2**30:.2f} GiB of"
+        f" {len(artifacts)} locked wheels",
+        deep,
+        "sha256sum, same files and wheels",
+        sha,
+        target=0.7,
+    )
     table.print()
     return 0 if table.all_met() else 1
 

@@ -1,4 +1,5 @@
-"""A local PEP 503 package index over a directory of wheels, served on 127.0.0.1.
+"""A local PEP 503 package index over a directory of wheels and sdists (`.tar.gz`), served on
+127.0.0.1.
 
 Poetry locks and installs from it exactly as from a remote simple index, so the tests use
 Poetry's real repository, hashing and installer code paths without touching the network.
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 _WHEEL = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-.*)?\.whl$")
+_SDIST = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)\.tar\.gz$")
 
 
 class LocalIndex:
@@ -50,6 +52,10 @@ class LocalIndex:
             match = _WHEEL.match(wheel.name)
             if match:
                 found.setdefault(canonicalize_name(match["name"]), []).append(wheel)
+        for sdist in sorted(self.root.glob("*.tar.gz")):
+            match = _SDIST.match(sdist.name)
+            if match:
+                found.setdefault(canonicalize_name(match["name"]), []).append(sdist)
         return found
 
 
@@ -76,11 +82,16 @@ class _Handler(SimpleHTTPRequestHandler):
             links = ""
             for wheel in wheels:
                 digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-                meta = hashlib.sha256(_core_metadata(wheel)).hexdigest()
+                metadata = ""
+                if wheel.suffix == ".whl":  # PEP 658 metadata: wheels only, as on PyPI
+                    meta = hashlib.sha256(_core_metadata(wheel)).hexdigest()
+                    metadata = (
+                        f' data-dist-info-metadata="sha256={meta}"'
+                        f' data-core-metadata="sha256={meta}"'
+                    )
                 links += (
                     f'<a href="/files/{html.escape(wheel.name)}#sha256={digest}"'
-                    f' data-dist-info-metadata="sha256={meta}"'
-                    f' data-core-metadata="sha256={meta}">{html.escape(wheel.name)}</a>\n'
+                    f"{metadata}>{html.escape(wheel.name)}</a>\n"
                 )
             return self._page(links)
         if path.startswith("/files/") and path.endswith(".metadata"):

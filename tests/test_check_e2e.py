@@ -33,8 +33,8 @@ def kinds(report: dict[str, Any]) -> list[tuple[str, str | None]]:
     return [(d["kind"], d["package"]) for d in report["drifts"]]
 
 
-def assert_clean(project: Project, *args: str) -> dict[str, Any]:
-    code, report = project.check_json(*args)
+def assert_clean(project: Project, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    code, report = project.check_json(*args, env=env)
     validate_report(report)
     assert (code, report["drifts"]) == (0, []), report
     assert report["ok"] is True
@@ -42,9 +42,12 @@ def assert_clean(project: Project, *args: str) -> dict[str, Any]:
 
 
 def assert_drift(
-    project: Project, expected: list[tuple[str, str | None]], *args: str
+    project: Project,
+    expected: list[tuple[str, str | None]],
+    *args: str,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    code, report = project.check_json(*args)
+    code, report = project.check_json(*args, env=env)
     validate_report(report)
     assert kinds(report) == expected, report
     assert code == 1
@@ -114,7 +117,12 @@ def test_path_dependencies_develop_and_not(make_project: MakeProject) -> None:
     )
     report = assert_clean(project)
     assert report["packages_checked"] == 2
-    assert_clean(project, "--deep")
+    report = assert_clean(project, "--deep")
+    # built from source: nothing in the lock to prove their builds against
+    assert {b["package"]: b["reason"] for b in report["deep"]["builds_unverified"]} == {
+        "copylib": "built from a directory: poetry.lock pins no file",
+        "editlib": "built from a directory: poetry.lock pins no file",
+    }
 
 
 def test_package_mode_false_has_no_root_to_check(make_project: MakeProject) -> None:
@@ -140,7 +148,16 @@ def test_file_dependency(make_project: MakeProject, wheels: Path) -> None:
         before_lock=copy_wheel,
     )
     assert_clean(project)
-    assert_clean(project, "--deep")
+    report = assert_clean(project, "--deep")
+    # the chain runs through the locked file itself
+    assert report["deep"]["builds_verified"] == [
+        {
+            "package": "gamma",
+            "version": "1.0",
+            "artifact": "gamma-1.0-py3-none-any.whl",
+            "built": None,
+        }
+    ]
 
 
 # --- each drift kind: exit 1, named -------------------------------------------------------
@@ -250,7 +267,14 @@ def test_wrong_source_git_commit(
     url = repo.as_uri()
     project = make_project("gitdep", poetry_dependencies={"gitlib": {"git": url, "rev": first}})
     assert_clean(project)
-    assert_clean(project, "--deep")
+    report = assert_clean(project, "--deep")
+    assert report["deep"]["builds_unverified"] == [
+        {
+            "package": "gitlib",
+            "version": "1.0.0",
+            "reason": f"built from git commit {first[:12]}: poetry.lock pins no file",
+        }
+    ]
     project.edit({"tool": {"poetry": {"dependencies": {"gitlib": {"git": url, "rev": second}}}}})
     project.poetry("lock")
     report = assert_drift(project, [("wrong-source", "gitlib")])
@@ -313,21 +337,64 @@ def test_deep_finds_modified_and_missing_files(make_project: MakeProject) -> Non
     assert deep["unchecked_by_reason"]["no hash in RECORD"] >= 3  # each RECORD lists itself
 
 
-def test_deep_counts_rewritten_script_shebangs_as_unchecked(make_project: MakeProject) -> None:
+def test_deep_judges_scripts_by_their_body_whatever_their_shebang(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
     project = make_project("shebang", ["clitool"])
-    script = project.venv / "bin" / "clitool-sh"
-    original = script.read_bytes()
-    assert original.startswith(b"#!" + bytes(project.venv))
-    body = original.split(b"\n", 1)[1]
-    script.write_bytes(b"#!/relocated/env/bin/python\n" + body)
+    bin_dir = project.venv / "bin"
+    originals = {}
+    # a launcher Poetry's installer wrote for an entry point, and a wheel's .data/scripts file
+    for name in ("clitool", "clitool-sh"):
+        script = bin_dir / name
+        originals[name] = script.read_bytes()
+        assert originals[name].startswith(b"#!" + bytes(project.venv))
+        body = originals[name].split(b"\n", 1)[1]
+        script.write_bytes(b"#!/relocated/env/bin/python\n" + body)  # a relocation tool's work
     report = assert_clean(project, "--deep")
+    # judged against the locked wheel's script and entry point, not skipped
+    assert "script shebang rewritten" not in report["deep"]["unchecked_by_reason"]
+    assert [b["package"] for b in report["deep"]["builds_verified"]] == ["clitool"]
+
+    # A changed body fails whatever the `#!` line says: it no longer hides behind a new one.
+    launcher = bin_dir / "clitool"
+    launcher.write_bytes(
+        b"#!/usr/bin/python3\n" + originals["clitool"].split(b"\n", 1)[1] + b"print('more')\n"
+    )
+    copied = bin_dir / "clitool-sh"
+    copied.write_bytes(copied.read_bytes().replace(b"hello", b"HELLO"))
+    report = assert_drift(project, [("modified-file", "clitool")] * 2, "--deep")
+    launcher_drift, copied_drift = sorted(report["drifts"], key=lambda d: d["path"])
+    assert launcher_drift["path"] == "../../../bin/clitool"
+    assert launcher_drift["expected"] == (
+        "the launcher of entry point clitool = clitool.cli:main, below any #! line"
+    )
+    assert copied_drift["path"] == "../../../bin/clitool-sh"
+    assert copied_drift["expected"].startswith("clitool-1.0.data/scripts/clitool-sh of")
+
+    # Without the locked wheel (another Poetry cache): the launcher is still judged against the
+    # installed entry point; the copied script's rewritten `#!` line hides its body from RECORD.
+    empty_cache = tmp_path / "empty-cache"
+    report = assert_drift(
+        project,
+        [("modified-file", "clitool")],
+        "--deep",
+        env={"POETRY_CACHE_DIR": str(empty_cache)},
+    )
+    assert report["drifts"][0]["path"] == "../../../bin/clitool"
     assert report["deep"]["unchecked_by_reason"]["script shebang rewritten"] == 1
-    verbose = project.check("--deep", "-v")
+    verbose = project.check("--deep", "-v", env={"POETRY_CACHE_DIR": str(empty_cache)})
     assert "unchecked, script shebang rewritten: 1" in verbose.stdout
-    # While the `#!` line is still this env's own, the script is checked like any file.
-    script.write_bytes(original.replace(b"hello", b"HELLO"))
-    report = assert_drift(project, [("modified-file", "clitool")], "--deep")
-    assert report["drifts"][0]["path"].endswith("bin/clitool-sh")
+    # While the `#!` line is still this env's own, RECORD checks the script like any file.
+    copied.write_bytes(originals["clitool-sh"].replace(b"hello", b"HELLO"))
+    launcher.write_bytes(originals["clitool"])
+    report = assert_drift(
+        project,
+        [("modified-file", "clitool")],
+        "--deep",
+        env={"POETRY_CACHE_DIR": str(empty_cache)},
+    )
+    assert report["drifts"][0]["path"] == "../../../bin/clitool-sh"
+    assert not empty_cache.exists() or not any(p.is_file() for p in empty_cache.rglob("*"))
 
 
 def test_several_kinds_are_grouped_in_the_table(make_project: MakeProject) -> None:

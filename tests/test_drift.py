@@ -148,6 +148,12 @@ def test_interpreter_drift(root: ProjectPackage) -> None:
         ">=3.9,<3.12",
         "3.12.0",
     )
+    # the fix keeps the user's group and extras options
+    drift = interpreter_drift(root, outside, "poetry sync --with docs -E gpu")
+    assert drift is not None
+    assert drift.fix == (
+        "poetry env use <a Python matching requires-python> && poetry sync --with docs -E gpu"
+    )
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,10 @@ from poetry_snapshot.check.drift import DeepSummary
 from poetry_snapshot.check.drift import Drift
 from poetry_snapshot.check.drift import DriftKind
 from poetry_snapshot.check.drift import DriftReport
+from poetry_snapshot.check.drift import ProvenBuild
+from poetry_snapshot.check.drift import SharedPath
 from poetry_snapshot.check.drift import UncheckedFile
+from poetry_snapshot.check.drift import UnprovenBuild
 from poetry_snapshot.check.environment import Interpreter
 from poetry_snapshot.check.environment import WheelTags
 from poetry_snapshot.check.rendering import drift_json
@@ -143,3 +146,75 @@ def test_unowned_files_are_listed_after_the_file_kinds_and_annotated() -> None:
     validate(data)
     assert data["drifts"][0]["kind"] == "unowned-file"
     assert data["deep"]["files_scanned"] == 1234
+
+
+def test_builds_and_shared_files_are_summed_up_and_listed() -> None:
+    deep = DeepSummary(
+        4,
+        40,
+        1024,
+        proven=(
+            ProvenBuild("alpha", "1.0", "alpha-1.0-py3-none-any.whl"),
+            ProvenBuild("fast", "2.0", "fast-2.0.tar.gz", "fast-2.0-cp311-cp311-linux_x86_64.whl"),
+        ),
+        unproven=(
+            UnprovenBuild("mylib", "0.1", "built from a directory: poetry.lock pins no file"),
+        ),
+        shared=(SharedPath("lib/site-packages/ns/__init__.py", ("nsa", "nsb"), "nsb"),),
+        artifact_bytes=3 * 1024 * 1024,
+    )
+    wrong = Drift(
+        DriftKind.WRONG_BUILD,
+        "six",
+        "sha256=a, 3 bytes in six-1.17.0-py2.py3-none-any.whl",
+        "sha256=b, 4 bytes in the installed RECORD",
+        "poetry run python -m pip uninstall -y six && poetry sync",
+        path="six.py",
+    )
+    text = plain(drift_table(report(wrong, deep=deep)))
+    assert text.index("Wrong builds (1)") < text.index("Deep check:")
+    assert (
+        "Builds: 2 of 4 locked distributions proven to be the files of a locked artifact (3.0 MiB"
+        " of locked files hashed; 1 built by Poetry from a locked sdist); 1 wrong build; 1 build"
+        " unverified (-v lists them)."
+    ) in text
+    assert (
+        "Shared files: 1 file installed by several distributions, each holding what one of them"
+        " wrote (-v lists them)."
+    ) in text
+    verbose = plain(drift_table(report(wrong, deep=deep), verbosity=1))
+    assert (
+        "  build unverified, mylib 0.1: built from a directory: poetry.lock pins no file" in verbose
+    )
+    assert "  shared, lib/site-packages/ns/__init__.py: nsa, nsb (holds nsb's)" in verbose
+    very = plain(drift_table(report(wrong, deep=deep), verbosity=2))
+    assert (
+        "  build proven, fast 2.0: fast-2.0.tar.gz (Poetry's build"
+        " fast-2.0-cp311-cp311-linux_x86_64.whl)"
+    ) in very
+    data = json.loads(drift_json(report(wrong, deep=deep)))
+    validator("drift-report")(data)
+    assert data["deep"]["builds_verified"][1] == {
+        "package": "fast",
+        "version": "2.0",
+        "artifact": "fast-2.0.tar.gz",
+        "built": "fast-2.0-cp311-cp311-linux_x86_64.whl",
+    }
+    assert data["deep"]["shared_files"] == [
+        {"path": "lib/site-packages/ns/__init__.py", "packages": ["nsa", "nsb"], "matches": "nsb"}
+    ]
+
+
+def test_tolerated_drifts_other_than_extraneous_are_shown_as_such() -> None:
+    dynamic = Drift(
+        DriftKind.WRONG_VERSION,
+        "demo",
+        "0.2.0 (dynamic: a plugin set it)",
+        "0.1.0",
+        "poetry install --only-root",
+    )
+    tolerated = DriftReport(**{**report().__dict__, "tolerated": (dynamic,)})
+    text = plain(drift_table(tolerated))
+    assert "Tolerated: demo expected 0.2.0 (dynamic: a plugin set it), found 0.1.0" in text
+    assert "--allow-extra" not in text
+    assert text.endswith("Environment matches poetry.lock: 12 locked packages checked.")

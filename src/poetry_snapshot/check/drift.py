@@ -43,6 +43,7 @@ class DriftKind(Enum):
     EXTRANEOUS = "extraneous"
     ROOT_NOT_INSTALLED = "root-not-installed"
     ROOT_ELSEWHERE = "root-elsewhere"
+    WRONG_BUILD = "wrong-build"
     MODIFIED_FILE = "modified-file"
     MISSING_FILE = "missing-file"
     UNOWNED_FILE = "unowned-file"
@@ -63,6 +64,7 @@ _TITLES = {
     DriftKind.EXTRANEOUS: "Extraneous packages",
     DriftKind.ROOT_NOT_INSTALLED: "Project not installed",
     DriftKind.ROOT_ELSEWHERE: "Project installed from elsewhere",
+    DriftKind.WRONG_BUILD: "Wrong builds",
     DriftKind.MODIFIED_FILE: "Modified files",
     DriftKind.MISSING_FILE: "Missing files",
     DriftKind.UNOWNED_FILE: "Unowned files",
@@ -101,12 +103,58 @@ class UncheckedFile:
 
 
 @dataclass(frozen=True)
+class ProvenBuild:
+    """`--deep`: a distribution whose installed RECORD is that of a file poetry.lock allows."""
+
+    package: str
+    version: str
+    artifact: str  # the locked file's name
+    built: str | None = None  # for a locked sdist: the wheel Poetry built from it
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "package": self.package,
+            "version": self.version,
+            "artifact": self.artifact,
+            "built": self.built,
+        }
+
+
+@dataclass(frozen=True)
+class UnprovenBuild:
+    """`--deep`: a locked distribution whose build could not be compared with a locked file."""
+
+    package: str
+    version: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"package": self.package, "version": self.version, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class SharedPath:
+    """`--deep`: a file several distributions install, holding what one of them wrote."""
+
+    path: str  # relative to the env
+    packages: tuple[str, ...]
+    matches: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "packages": list(self.packages), "matches": self.matches}
+
+
+@dataclass(frozen=True)
 class DeepSummary:
     distributions: int
     files: int
     bytes: int
     unchecked: tuple[UncheckedFile, ...] = ()
     scanned: int = 0  # files in site-packages and the scripts directory checked for an owner
+    proven: tuple[ProvenBuild, ...] = ()
+    unproven: tuple[UnprovenBuild, ...] = ()
+    shared: tuple[SharedPath, ...] = ()
+    artifact_bytes: int = 0  # locked files hashed
 
     def to_json(self) -> dict[str, Any]:
         reasons: dict[str, int] = {}
@@ -121,6 +169,10 @@ class DeepSummary:
                 {"package": e.package, "path": e.path, "reason": e.reason} for e in self.unchecked
             ],
             "unchecked_by_reason": dict(sorted(reasons.items())),
+            "builds_verified": [b.to_json() for b in self.proven],
+            "builds_unverified": [b.to_json() for b in self.unproven],
+            "artifact_bytes_hashed": self.artifact_bytes,
+            "shared_files": [f.to_json() for f in self.shared],
         }
 
 
@@ -320,7 +372,45 @@ def root_drifts(
     return []
 
 
-def interpreter_drift(root: ProjectPackage, interpreter: Interpreter) -> Drift | None:
+def dynamic_version(pyproject: Mapping[str, Any], version: str) -> str | None:
+    """Why the project's version is not a literal of pyproject.toml, or None when it is.
+
+    Poetry itself never compares the installed project's version: `poetry install` and
+    `poetry sync` reinstall the project at every run, at the version it has at that moment
+    (`poetry sync --dry-run` plans "Installing the current project" whatever is installed). A
+    literal version bump is still drift here (the installed metadata is stale until the next
+    install); a version a plugin computes (poetry-dynamic-versioning: from the last git tag and
+    the commits since) changes with every commit, and is left to Poetry's view.
+    """
+    from poetry.core.constraints.version import Version
+    from poetry.core.constraints.version.exceptions import ParseConstraintError
+
+    project = pyproject.get("project")
+    project = project if isinstance(project, dict) else {}
+    tool = pyproject.get("tool")
+    tool = tool if isinstance(tool, dict) else {}
+    dynamic = project.get("dynamic")
+    if isinstance(dynamic, list) and "version" in dynamic:
+        return 'pyproject.toml lists "version" in [project] dynamic'
+    versioning = tool.get("poetry-dynamic-versioning")
+    if isinstance(versioning, dict) and versioning.get("enable") is True:
+        return "poetry-dynamic-versioning computes it"
+    poetry_table = tool.get("poetry")
+    literal = project.get("version")
+    if literal is None and isinstance(poetry_table, dict):
+        literal = poetry_table.get("version")
+    if isinstance(literal, str):
+        try:
+            if Version.parse(literal) != Version.parse(version):
+                return f"a plugin set it (pyproject.toml says {literal})"
+        except (ParseConstraintError, ValueError):
+            return None
+    return None
+
+
+def interpreter_drift(
+    root: ProjectPackage, interpreter: Interpreter, sync_command: str = "poetry sync"
+) -> Drift | None:
     """The env's Python must satisfy the project's requires-python, as Poetry demands on install."""
     from poetry.core.constraints.version import Version
 
@@ -331,5 +421,5 @@ def interpreter_drift(root: ProjectPackage, interpreter: Interpreter) -> Drift |
         "python",
         root.python_versions,
         interpreter.version,
-        "poetry env use <a Python matching requires-python> && poetry sync",
+        f"poetry env use <a Python matching requires-python> && {sync_command}",
     )

@@ -78,7 +78,7 @@ def _recorded(key: str, value: object) -> bool:
     return isinstance(value, str) and key not in ("platform_release", "platform_version")
 
 
-def find_project_env(poetry: Poetry) -> Env | None:
+def find_project_env(poetry: Poetry, sync: str = "poetry sync") -> Env | None:
     """The env `poetry run` would use, or None where `poetry run` would have to create one.
 
     Relies on `EnvManager.get()`: it returns the active virtualenv (VIRTUAL_ENV / CONDA_PREFIX),
@@ -106,6 +106,6 @@ def find_project_env(poetry: Poetry) -> Env | None:
     except Exception as e:
         raise EnvironmentInspectionError(
             f"The project environment at {env.path} does not run: {first_line(e)}",
-            "Recreate it with `poetry env remove --all && poetry sync`.",
+            f"Recreate it with `poetry env remove --all && {sync}`.",
         ) from None
     return env

@@ -15,12 +15,16 @@ a device is never read.
 
 Hashing runs in a thread pool (hashlib releases the GIL), in batches to keep the pool's
 per-task cost off small files; each file is read once, and not at all when its size is
-already wrong.
+already wrong. A file several distributions list (a pkgutil-style namespace `__init__.py` that
+two wheels ship with different bytes: the installer writes one over the other, Poetry warning
+"Installing ... over existing file") is read once and judged against all of its owners' entries:
+it is intact when it holds what one of them wrote.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import functools
 import hashlib
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from collections.abc import Iterator
     from collections.abc import Sequence
+    from concurrent.futures import Executor
 
     from packaging.utils import NormalizedName
 
@@ -115,6 +120,16 @@ class FileProblem:
     problem: str  # "modified", "missing", "refused" (not opened) or "record" (RECORD unreadable)
     expected: str
     found: str
+    owners: tuple[str, ...] = ()  # every distribution listing the file, when several do
+
+
+class RecordRow(NamedTuple):
+    """One line of an installed RECORD, hashed or not."""
+
+    path: str  # absolute, normalized, directories resolved
+    record_path: str  # as RECORD writes it
+    hash: str  # "algorithm=digest", or "" when RECORD gives none
+    size: str  # as written ("" when none)
 
 
 class RecordEntry(NamedTuple):  # one per installed file: a tuple is built fastest
@@ -136,6 +151,20 @@ class Record:
     entries: tuple[RecordEntry, ...]  # the ones with a hash, when the RECORD is readable
     unchecked: tuple[UncheckedFile, ...]
     problems: tuple[FileProblem, ...]
+    rows: tuple[RecordRow, ...] = ()  # every line inside the env, when the RECORD is readable
+
+    @property
+    def readable(self) -> bool:
+        return not any(p.problem == "record" for p in self.problems)
+
+
+@dataclass(frozen=True)
+class SharedFile:
+    """A file several distributions' RECORDs list, and whose entry its bytes are."""
+
+    path: str  # real path
+    packages: tuple[str, ...]  # its owners, sorted
+    matches: str  # the owner whose entry the file holds
 
 
 @dataclass(frozen=True)
@@ -145,6 +174,7 @@ class RecordCheck:
     bytes: int
     problems: tuple[FileProblem, ...]
     unchecked: tuple[UncheckedFile, ...]
+    shared: tuple[SharedFile, ...] = ()
 
 
 class NotARegularFile(OSError):
@@ -220,6 +250,7 @@ def read_record(
     paths: list[str] = []
     entries: list[RecordEntry] = []
     unchecked: list[UncheckedFile] = []
+    lines: list[RecordRow] = []
     rows = csv.reader(io.StringIO(text, newline=""))
     while True:
         try:
@@ -237,6 +268,9 @@ def read_record(
                 if not contains(path):
                     problems.append(_outside(name, rel, hash_field, path))
                     continue
+                size_field = row[2] if len(row) > 2 else ""
+                real = real_path(path)
+                lines.append(RecordRow(real, rel, hash_field, size_field))
                 if not hash_field:
                     unchecked.append(UncheckedFile(name, rel, "no hash in RECORD"))
                     continue
@@ -244,9 +278,7 @@ def read_record(
                 if algorithm not in hashlib.algorithms_guaranteed or not digest:
                     unchecked.append(UncheckedFile(name, rel, f"unsupported hash {algorithm!r}"))
                     continue
-                size_field = row[2] if len(row) > 2 else ""
                 size = int(size_field) if size_field.isascii() and size_field.isdigit() else None
-                real = real_path(path)
                 if real is not path and not contains(real):
                     # a directory on the way is a symlink leading out of the env
                     problems.append(_outside(name, rel, hash_field, real))
@@ -262,7 +294,16 @@ def read_record(
         problems.insert(0, unreadable)
         entries = []
         unchecked = []
-    return Record(dist, directory, tuple(paths), tuple(entries), tuple(unchecked), tuple(problems))
+        lines = []
+    return Record(
+        dist,
+        directory,
+        tuple(paths),
+        tuple(entries),
+        tuple(unchecked),
+        tuple(problems),
+        tuple(lines),
+    )
 
 
 def read_installed_files(
@@ -289,39 +330,69 @@ def read_installed_files(
 
 
 def check_records(
-    records: Iterable[Record], layout: EnvLayout, workers: int | None = None
+    records: Iterable[Record],
+    layout: EnvLayout,
+    workers: int | None = None,
+    *,
+    shared_with: Iterable[Record] = (),
+    pool: Executor | None = None,
 ) -> RecordCheck:
     """Verify the installed files of `records` against them.
+
+    A file listed by several distributions (of `records`, or of `shared_with`: the installed
+    distributions that are not themselves checked) is read once and intact when it holds what
+    one of them wrote; it is reported once, naming every owner, when it holds none of it.
 
     A script in the env's scripts directory whose `#!` line no longer points into the env was
     rewritten after installation (conda and venv relocation tools do this): its RECORD hash
     cannot be checked. A script whose `#!` line is still this env's is checked like any other.
     """
     records = list(records)
-    entries = [entry for record in records for entry in record.entries]
+    by_path: dict[str, list[RecordEntry]] = {}
+    for record in records:
+        for entry in record.entries:
+            same = by_path.get(entry.path)
+            if same is None:
+                by_path[entry.path] = [entry]
+            else:
+                same.append(entry)
+    for record in shared_with:
+        for entry in record.entries:
+            same = by_path.get(entry.path)
+            if same is not None:
+                same.append(entry)
+    groups = list(by_path.values())
     unchecked = [item for record in records for item in record.unchecked]
     problems = [problem for record in records for problem in record.problems]
+    shared: list[SharedFile] = []
 
-    batches = [entries[i : i + _BATCH] for i in range(0, len(entries), _BATCH)]
+    batches = [groups[i : i + _BATCH] for i in range(0, len(groups), _BATCH)]
     hashed = 0
     scripts = layout.scripts_dir + os.sep if layout.scripts_dir else None
-    own_shebangs = tuple(
-        b"#!" + os.fsencode(prefix) + os.sep.encode()
-        for prefix in {layout.shown_prefix, layout.prefix}
-    )
-    workers = workers or min(32, (os.cpu_count() or 1) + 2)
+    own_shebangs = own_shebang_lines(layout)
     check_batch = functools.partial(_check_batch, contains=layout.contains)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            workers = workers or default_workers()
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers))
         for results in pool.map(check_batch, batches):
-            for entry, (state, found, size, head) in results:
+            for group, (state, found, size, head, matched) in results:
                 hashed += size
+                entry = group[0]
+                if len(group) > 1 and len({e.package for e in group}) > 1:
+                    owners = tuple(sorted({e.package for e in group}))
+                    if matched is not None:
+                        shared.append(SharedFile(entry.path, owners, matched.package))
+                        continue
+                else:
+                    owners = ()
                 if state == "ok":
                     continue
                 if (
                     state == "modified"
                     and scripts is not None
                     and entry.path.startswith(scripts)
-                    and _foreign_shebang(head, own_shebangs)
+                    and foreign_shebang(head, own_shebangs)
                 ):
                     # Installers write the env's interpreter into `#!` and hash the result;
                     # relocation tools rewrite that line later, so RECORD cannot vouch for it.
@@ -330,11 +401,91 @@ def check_records(
                     )
                     continue
                 problem = state if state in ("missing", "refused") else "modified"
-                problems.append(
-                    FileProblem(entry.package, entry.record_path, problem, _expect(entry), found)
-                )
+                if owners:
+                    first = min(group, key=lambda e: e.package)
+                    expected = " or ".join(
+                        f"{_expect(e)} ({e.package})" for e in sorted(group, key=_by_package)
+                    )
+                    problems.append(
+                        FileProblem(
+                            first.package, first.record_path, problem, expected, found, owners
+                        )
+                    )
+                else:
+                    problems.append(
+                        FileProblem(
+                            entry.package, entry.record_path, problem, _expect(entry), found
+                        )
+                    )
     problems.sort(key=lambda p: (p.package, p.path))
-    return RecordCheck(len(records), len(entries), hashed, tuple(problems), tuple(unchecked))
+    shared.sort(key=lambda f: f.path)
+    return RecordCheck(
+        len(records), len(groups), hashed, tuple(problems), tuple(unchecked), tuple(shared)
+    )
+
+
+def default_workers() -> int:
+    """Threads for hashing: hashlib releases the GIL, and a few more than the cores keep the
+    disk busy while others hash."""
+    return min(32, (os.cpu_count() or 1) + 2)
+
+
+def own_shebang_lines(layout: EnvLayout) -> tuple[bytes, ...]:
+    """How `#!` lines pointing into this env begin, under its real and its shown name."""
+    return tuple(
+        b"#!" + os.fsencode(prefix) + os.sep.encode()
+        for prefix in {layout.shown_prefix, layout.prefix}
+    )
+
+
+def _by_package(entry: RecordEntry) -> str:
+    return entry.package
+
+
+def judge_entry(
+    entry: RecordEntry, layout: EnvLayout, own_shebangs: tuple[bytes, ...]
+) -> tuple[FileProblem | UncheckedFile | None, int]:
+    """One RECORD entry checked as check_records checks it: (its problem, or why it cannot be
+    checked, or None when intact; bytes read)."""
+    buffer = memoryview(bytearray(CHUNK))
+    state, found, size, head, _ = _check_file([entry], buffer, layout.contains)
+    if state == "ok":
+        return None, size
+    scripts = layout.scripts_dir + os.sep if layout.scripts_dir else None
+    if (
+        state == "modified"
+        and scripts is not None
+        and entry.path.startswith(scripts)
+        and foreign_shebang(head, own_shebangs)
+    ):
+        return UncheckedFile(entry.package, entry.record_path, "script shebang rewritten"), size
+    problem = state if state in ("missing", "refused") else "modified"
+    return FileProblem(entry.package, entry.record_path, problem, _expect(entry), found), size
+
+
+def read_installed(path: str, contains: Callable[[str], bool]) -> tuple[str, str, bytes]:
+    """(state, what was found, the bytes) of an installed file, opened as check_records opens
+    files: a symlink is followed only inside the env, a FIFO or device never opened. state is
+    "ok", "missing", "refused" or "unreadable"."""
+    try:
+        mode = os.lstat(path).st_mode
+        if stat.S_ISLNK(mode):
+            target = os.path.realpath(path)
+            if not contains(target):
+                return "refused", f"a symlink to {target}, outside the environment; not opened", b""
+            path = target
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing", "missing", b""
+    except OSError as e:
+        return "unreadable", f"unreadable ({e.strerror})", b""
+    try:
+        return "ok", "", read_regular_file(path)
+    except NotARegularFile as e:
+        return "refused", f"{e.what}; not opened", b""
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing", "missing", b""
+    except OSError as e:
+        return "unreadable", f"unreadable ({e.strerror})", b""
 
 
 def _outside(package: str, rel: str, hash_field: str, path: str) -> FileProblem:
@@ -350,7 +501,7 @@ def _refusal(error: OSError) -> str:
     return f"unreadable ({error.strerror or error})"
 
 
-def _foreign_shebang(head: bytes, own_shebangs: tuple[bytes, ...]) -> bool:
+def foreign_shebang(head: bytes, own_shebangs: tuple[bytes, ...]) -> bool:
     first_line = head.split(b"\n", 1)[0]
     return (
         first_line.startswith(b"#!")
@@ -361,54 +512,68 @@ def _foreign_shebang(head: bytes, own_shebangs: tuple[bytes, ...]) -> bool:
 
 
 def _check_batch(
-    batch: Sequence[RecordEntry], contains: Callable[[str], bool]
-) -> list[tuple[RecordEntry, tuple[str, str, int, bytes]]]:
+    batch: Sequence[list[RecordEntry]], contains: Callable[[str], bool]
+) -> list[tuple[list[RecordEntry], tuple[str, str, int, bytes, RecordEntry | None]]]:
     buffer = memoryview(bytearray(CHUNK))
-    return [(entry, _check_file(entry, buffer, contains)) for entry in batch]
+    return [(group, _check_file(group, buffer, contains)) for group in batch]
 
 
 def _check_file(
-    entry: RecordEntry, buffer: memoryview, contains: Callable[[str], bool]
-) -> tuple[str, str, int, bytes]:
-    """(state, what was found, bytes read, the file's first bytes) for one RECORD entry."""
-    path = entry.path
+    group: list[RecordEntry], buffer: memoryview, contains: Callable[[str], bool]
+) -> tuple[str, str, int, bytes, RecordEntry | None]:
+    """(state, what was found, bytes read, the file's first bytes, the entry it matches) for
+    the RECORD entries naming one file (normally one; more for a file several wheels ship)."""
+    path = group[0].path
     try:
         mode = os.lstat(path).st_mode
         if stat.S_ISLNK(mode):
             target = os.path.realpath(path)
             if not contains(target):
                 found = f"a symlink to {target}, outside the environment; not opened"
-                return "refused", found, 0, b""
+                return "refused", found, 0, b"", None
             path = target
             mode = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
-        return "missing", "missing", 0, b""
+        return "missing", "missing", 0, b"", None
     except OSError as e:
-        return "unreadable", f"unreadable ({e.strerror})", 0, b""
+        return "unreadable", f"unreadable ({e.strerror})", 0, b"", None
     if not stat.S_ISREG(mode):
-        return "refused", f"{describe_mode(mode)}; not opened", 0, b""
+        return "refused", f"{describe_mode(mode)}; not opened", 0, b"", None
     try:
         fd = os.open(path, _OPEN)
     except OSError as e:
-        return "unreadable", f"unreadable ({e.strerror})", 0, b""
+        return "unreadable", f"unreadable ({e.strerror})", 0, b"", None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):  # replaced since the lstat
-            return "refused", f"{describe_mode(st.st_mode)}; not opened", 0, b""
+            return "refused", f"{describe_mode(st.st_mode)}; not opened", 0, b"", None
         size = st.st_size
-        if entry.size is not None and size != entry.size:
-            return "modified", f"{size} bytes", 0, os.read(fd, _HEAD)
-        digest, head = _digest(fd, entry.algorithm, size, buffer)
+        sized = [e for e in group if e.size is None or e.size == size]
+        if not sized:
+            return "modified", f"{size} bytes", 0, os.read(fd, _HEAD), None
+        algorithms = {e.algorithm for e in sized}
+        if len(algorithms) == 1:
+            digests, head = _digest(fd, sized[0].algorithm, size, buffer)
+        else:
+            digests, head = _digests(fd, sorted(algorithms), size, buffer)
     except OSError as e:
-        return "unreadable", f"unreadable ({e.strerror})", 0, b""
+        return "unreadable", f"unreadable ({e.strerror})", 0, b"", None
     finally:
         os.close(fd)
-    if digest == entry.digest:
-        return "ok", "", size, b""
-    return "modified", f"{entry.algorithm}={digest}, {size} bytes", size, head
+    for entry in sized:
+        if digests.get(entry.algorithm) == entry.digest:
+            return "ok", "", size, b"", entry
+    entry = sized[0]
+    return (
+        "modified",
+        f"{entry.algorithm}={digests[entry.algorithm]}, {size} bytes",
+        size,
+        head,
+        None,
+    )
 
 
-def _digest(fd: int, algorithm: str, size: int, buffer: memoryview) -> tuple[str, bytes]:
+def _digest(fd: int, algorithm: str, size: int, buffer: memoryview) -> tuple[dict[str, str], bytes]:
     hasher = hashlib.new(algorithm)
     if size < _SMALL_FILE:
         data = read_whole(fd, size)
@@ -417,7 +582,30 @@ def _digest(fd: int, algorithm: str, size: int, buffer: memoryview) -> tuple[str
     else:
         hash_chunks(fd, hasher, buffer)
         head = os.pread(fd, _HEAD, 0)  # a `#!` line matters for small scripts only
-    return base64.urlsafe_b64encode(hasher.digest()).rstrip(b"=").decode("ascii"), head
+    return {algorithm: record_digest(hasher)}, head
+
+
+def _digests(
+    fd: int, algorithms: list[str], size: int, buffer: memoryview
+) -> tuple[dict[str, str], bytes]:
+    """Owners that hash with different algorithms: every digest from one read."""
+    data = read_whole(fd, size) if size < _SMALL_FILE else None
+    found = {}
+    for algorithm in algorithms:
+        hasher = hashlib.new(algorithm)
+        if data is not None:
+            hasher.update(data)
+        else:
+            os.lseek(fd, 0, os.SEEK_SET)
+            hash_chunks(fd, hasher, buffer)
+        found[algorithm] = record_digest(hasher)
+    head = data[:_HEAD] if data is not None else os.pread(fd, _HEAD, 0)
+    return found, head
+
+
+def record_digest(hasher: hashlib._Hash) -> str:
+    """A digest as RECORD writes it: urlsafe base64 without padding (the wheel spec)."""
+    return base64.urlsafe_b64encode(hasher.digest()).rstrip(b"=").decode("ascii")
 
 
 def _expect(entry: RecordEntry) -> str:

@@ -176,11 +176,16 @@ def _walk(
 
 def _bytecode_source(entry: os.DirEntry[str]) -> str | None:
     """`<dir>/<mod>.py` for a regular file `<dir>/__pycache__/<mod>.<tag>[.opt-N].pyc`."""
-    name = entry.name
-    if not name.endswith(".pyc") or not entry.is_file(follow_symlinks=False):
+    if not entry.name.endswith(".pyc") or not entry.is_file(follow_symlinks=False):
         return None
-    cache_dir = os.path.dirname(entry.path)
-    if os.path.basename(cache_dir) != "__pycache__":
+    return bytecode_source(entry.path)
+
+
+def bytecode_source(path: str) -> str | None:
+    """`<dir>/<mod>.py` for a path `<dir>/__pycache__/<mod>.<tag>[.opt-N].pyc` (importlib's
+    cache_from_source, any interpreter tag), else None."""
+    cache_dir, name = os.path.split(path)
+    if not name.endswith(".pyc") or os.path.basename(cache_dir) != "__pycache__":
         return None
     stem = name[: -len(".pyc")]
     rest, _, last = stem.rpartition(".")

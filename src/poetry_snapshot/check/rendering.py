@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from cleo.formatters.formatter import Formatter
 
+from poetry_snapshot.check.drift import DriftKind
 from poetry_snapshot.display import human_size
 
 if TYPE_CHECKING:
@@ -34,10 +35,18 @@ def drift_table(report: DriftReport, verbosity: int = 0) -> list[str]:
             lines.append(f"  fix: <c1>{_e(fixes[0])}</>")
         else:
             lines.extend(f"  fix: <c1>{_e(fix)}</>" for fix in fixes[:5])
-    if report.tolerated:
-        names = ", ".join(f"{d.package} {d.found}" for d in report.tolerated)
+    extra = [d for d in report.tolerated if d.kind is DriftKind.EXTRANEOUS]
+    if extra:
+        names = ", ".join(f"{d.package} {d.found}" for d in extra)
         lines.append("")
         lines.append(f"<comment>Tolerated with --allow-extra:</> {_e(names)}")
+    for drift in report.tolerated:
+        if drift.kind is not DriftKind.EXTRANEOUS:
+            lines.append("")
+            lines.append(
+                f"<comment>Tolerated:</> {_e(drift.package or '-')} expected"
+                f" {_e(drift.expected)}, found {_e(drift.found)}"
+            )
     if report.deep is not None:
         lines.append("")
         lines.extend(_deep_lines(report, verbosity))
@@ -109,21 +118,58 @@ def _rows(drifts: list[Drift]) -> list[str]:
 def _deep_lines(report: DriftReport, verbosity: int) -> list[str]:
     deep = report.deep
     assert deep is not None
+    more = "" if verbosity else " (-v lists them)"
     lines = [
         f"Deep check: {deep.files} files ({human_size(deep.bytes)}) of {deep.distributions}"
         f" distributions hashed against their RECORD; {len(deep.unchecked)} entries unchecked"
-        + ("" if verbosity or not deep.unchecked else " (-v lists them)")
+        + (more if deep.unchecked else "")
         + ".",
         f"Ownership: {deep.scanned} files in site-packages and the scripts directory checked"
         " against the installed distributions' RECORDs.",
     ]
+    wrong = {d.package for d in report.drifts if d.kind is DriftKind.WRONG_BUILD}
+    if deep.proven or deep.unproven or wrong:
+        built = sum(1 for b in deep.proven if b.built is not None)
+        compared = len(deep.proven) + len(deep.unproven) + len(wrong)
+        line = (
+            f"Builds: {len(deep.proven)} of {compared} locked"
+            " distributions proven to be the files of a locked artifact"
+            f" ({human_size(deep.artifact_bytes)} of locked files hashed"
+            + (f"; {built} built by Poetry from a locked sdist" if built else "")
+            + ")"
+        )
+        if wrong:
+            line += f"; {len(wrong)} wrong build{'s' if len(wrong) > 1 else ''}"
+        if deep.unproven:
+            line += f"; {len(deep.unproven)} build{'s' if len(deep.unproven) > 1 else ''}"
+            line += f" unverified{more}"
+        lines.append(line + ".")
+    if deep.shared:
+        count = len(deep.shared)
+        lines.append(
+            f"Shared files: {count} file{'s' if count > 1 else ''} installed by several"
+            f" distributions, each holding what one of them wrote{more}."
+        )
     if verbosity >= 1:
         reasons: dict[str, int] = {}
         for entry in deep.unchecked:
             reasons[entry.reason] = reasons.get(entry.reason, 0) + 1
         lines.extend(f"  unchecked, {_e(reason)}: {n}" for reason, n in sorted(reasons.items()))
+        lines.extend(
+            f"  build unverified, {_e(b.package)} {_e(b.version)}: {_e(b.reason)}"
+            for b in deep.unproven
+        )
+        lines.extend(
+            f"  shared, {_e(f.path)}: {_e(', '.join(f.packages))} (holds {_e(f.matches)}'s)"
+            for f in deep.shared
+        )
     if verbosity >= 2:
         lines.extend(f"    {_e(e.package)}: {_e(e.path)} ({_e(e.reason)})" for e in deep.unchecked)
+        lines.extend(
+            f"  build proven, {_e(b.package)} {_e(b.version)}: {_e(b.artifact)}"
+            + (f" (Poetry's build {_e(b.built)})" if b.built else "")
+            for b in deep.proven
+        )
     return lines
 
 

@@ -6,10 +6,13 @@ Reads, never writes: no virtualenv is created, nothing is installed, no network 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shlex
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +24,9 @@ from poetry_snapshot.check.drift import DeepSummary
 from poetry_snapshot.check.drift import Drift
 from poetry_snapshot.check.drift import DriftKind
 from poetry_snapshot.check.drift import DriftReport
+from poetry_snapshot.check.drift import SharedPath
+from poetry_snapshot.check.drift import UnprovenBuild
+from poetry_snapshot.check.drift import dynamic_version
 from poetry_snapshot.check.drift import interpreter_drift
 from poetry_snapshot.check.drift import operation_drifts
 from poetry_snapshot.check.drift import root_drifts
@@ -29,8 +35,11 @@ from poetry_snapshot.check.env_layout import RealDirectories
 from poetry_snapshot.check.environment import Interpreter
 from poetry_snapshot.check.environment import find_project_env
 from poetry_snapshot.check.installed_files import InstalledDistribution
+from poetry_snapshot.check.installed_files import SharedFile
 from poetry_snapshot.check.installed_files import check_records
+from poetry_snapshot.check.installed_files import default_workers
 from poetry_snapshot.check.installed_files import metadata_directories
+from poetry_snapshot.check.installed_files import own_shebang_lines
 from poetry_snapshot.check.installed_files import read_installed_files
 from poetry_snapshot.check.installed_files import read_record
 
@@ -38,12 +47,18 @@ if TYPE_CHECKING:
     from collections.abc import Collection
     from collections.abc import Iterable
     from collections.abc import Mapping
+    from collections.abc import Sequence
+    from concurrent.futures import Executor
+    from concurrent.futures import Future
 
     from poetry.core.packages.package import Package
     from poetry.poetry import Poetry
     from poetry.utils.env import Env
 
+    from poetry_snapshot.check import artifacts
+    from poetry_snapshot.check import builds
     from poetry_snapshot.check.installed_files import FileProblem
+    from poetry_snapshot.check.installed_files import Record
     from poetry_snapshot.check.lock import InstallScope
     from poetry_snapshot.check.lock import LockPlan
     from poetry_snapshot.check.ownership import OwnershipScan
@@ -54,6 +69,7 @@ class CheckRequest:
     scope: InstallScope
     deep: bool = False
     allow_extra: bool = False
+    fetch: bool = False  # --deep may download the locked files it cannot find offline
 
 
 @dataclass(frozen=True)
@@ -100,7 +116,7 @@ def examine(poetry: Poetry, request: CheckRequest) -> Examination:
         groups=tuple(sorted(scope.groups)),
         extras=tuple(sorted(scope.extras)),
     )
-    env = find_project_env(poetry)
+    env = find_project_env(poetry, sync)
     if env is None:
         drifts.append(
             Drift(
@@ -117,7 +133,7 @@ def examine(poetry: Poetry, request: CheckRequest) -> Examination:
         return Examination(report, None, ())
 
     interpreter = Interpreter.of(env)
-    wrong_python = interpreter_drift(root, interpreter)
+    wrong_python = interpreter_drift(root, interpreter, sync)
     if wrong_python is not None:
         drifts.append(wrong_python)
 
@@ -138,14 +154,29 @@ def examine(poetry: Poetry, request: CheckRequest) -> Examination:
     locked_names = {canonicalize_name(p["name"]) for p in locker.lock_data.get("package", [])}
     installed: dict[str, Package] = {package.name: package for package in plan.installed}
     found = operation_drifts(plan.operations, sync, locked_names, installed)
-    tolerated = [d for d in found if request.allow_extra and d.kind is DriftKind.EXTRANEOUS]
+    tolerated: list[Drift] = [
+        d for d in found if request.allow_extra and d.kind is DriftKind.EXTRANEOUS
+    ]
     drifts.extend(d for d in found if d not in tolerated)
     if scope.with_root and poetry.is_package_mode:
-        drifts.extend(root_drifts(root, poetry.pyproject_path.parent, plan.installed))
+        dynamic = dynamic_version(poetry.pyproject.data, root.version.text)
+        for drift in root_drifts(root, poetry.pyproject_path.parent, plan.installed):
+            if drift.kind is DriftKind.WRONG_VERSION and dynamic is not None:
+                # Poetry's view: the project is reinstalled at every `poetry install`, at the
+                # version it has then; a computed version is never compared.
+                tolerated.append(
+                    replace(
+                        drift,
+                        expected=f"{drift.expected} (dynamic: {dynamic}; Poetry never"
+                        " compares it, poetry sync reinstalls the project every time)",
+                    )
+                )
+            else:
+                drifts.append(drift)
 
     deep = None
     if request.deep:
-        drifts_found, deep = _deep(env, plan, sync)
+        drifts_found, deep = _deep(poetry, env, plan, sync, fetch=request.fetch)
         drifts.extend(drifts_found)
 
     drifts.sort(key=lambda d: (list(DriftKind).index(d.kind), d.package or "", d.path or ""))
@@ -168,12 +199,18 @@ def _relevant_count(plan: LockPlan) -> int:
     )
 
 
-def _deep(env: Env, plan: LockPlan, sync: str) -> tuple[list[Drift], DeepSummary]:
-    """Hash the files of the locked distributions; find the files nothing installed."""
+def _deep(
+    poetry: Poetry, env: Env, plan: LockPlan, sync: str, *, fetch: bool = False
+) -> tuple[list[Drift], DeepSummary]:
+    """Hash the files of the locked distributions, prove their builds are locked files, find
+    the files nothing installed."""
+    from poetry_snapshot.check import artifacts
+    from poetry_snapshot.check import builds
+
     layout = EnvLayout.of(env)
     directories = RealDirectories(layout.roots)
-    locked = {
-        op.package.name
+    locked: dict[str, Package] = {
+        op.package.name: op.package
         for op in plan.operations
         if op.job_type == "install" and op.skip_reason == "Already installed"
     }
@@ -189,21 +226,176 @@ def _deep(env: Env, plan: LockPlan, sync: str) -> tuple[list[Drift], DeepSummary
         owners.append(ownership.Owner(dist.name, record.paths, record.directory))
     owners.extend(_conda_owners(layout))
 
-    check = check_records([r for r in records if r.distribution.name in locked], layout)
+    locked_records = [r for r in records if r.distribution.name in locked]
+    provable = [r for r in locked_records if r.readable and r.rows]
+    scripts = layout.scripts_dir + os.sep if layout.scripts_dir else None
+    # The scripts of the locked distributions are judged by their body (check.builds), never
+    # by a RECORD hash that covers their `#!` line.
+    hashed = [
+        replace(r, entries=tuple(e for e in r.entries if not e.path.startswith(scripts)))
+        if scripts is not None and r in provable
+        else r
+        for r in locked_records
+    ]
+    finder = artifacts.ArtifactFinder(env, poetry.config)
+    context = builds.BuildContext(
+        layout, directories, builds.Schemes.of(env), own_shebang_lines(layout)
+    )
+
+    def plan_and_prove(pool: Executor) -> list[Future[builds.BuildVerdict]]:
+        expectations = finder.expect((locked[r.distribution.name] for r in provable), pool)
+        return [
+            pool.submit(builds.prove, r, expectations[r.distribution.name], context)
+            for r in provable
+        ]
+
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=default_workers()))
+        planner = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+        # Finding the locked files walks Poetry's cache: that, and then hashing them, runs
+        # beside the hashing of the env's files, in the same threads.
+        planned = planner.submit(plan_and_prove, pool)
+        check = check_records(
+            hashed,
+            layout,
+            shared_with=[r for r in records if r.distribution.name not in locked],
+            pool=pool,
+        )
+        verdicts = {v.package: v for v in (f.result() for f in planned.result())}
+        if fetch:
+            retry = [r for r in provable if verdicts[r.distribution.name].fetchable]
+            verdicts.update(
+                _fetch_and_prove(poetry, finder, verdicts, retry, locked, context, pool)
+            )
+
     # The other installed distributions (the creator's pip, extraneous ones) are not hashed, but
     # their RECORDs say what they own: one that cannot be read is drift too.
+    script_problems, shared_scripts = _shared_scripts(provable, verdicts, layout)
     problems = [
         *check.problems,
+        *script_problems,
         *(p for r in records if r.distribution.name not in locked for p in r.problems),
     ]
     scan = ownership.find_unowned(layout, owners)
     dist_infos = {r.distribution.name: r.directory for r in records}
     drifts = _file_drifts(problems, locked, dist_infos, layout, sync)
     drifts.extend(_unowned_drifts(scan, layout, sync))
+    unproven = [v.unverified for v in verdicts.values() if v.unverified is not None]
+    unproven.extend(_unprovable(locked, locked_records, provable))
     summary = DeepSummary(
-        check.distributions, check.files, check.bytes, check.unchecked, scanned=scan.files
+        check.distributions,
+        check.files + sum(v.files for v in verdicts.values()),
+        check.bytes + sum(v.bytes for v in verdicts.values()),
+        (*check.unchecked, *(u for v in verdicts.values() for u in v.unchecked)),
+        scanned=scan.files,
+        proven=tuple(
+            sorted(
+                (v.proof for v in verdicts.values() if v.proof is not None),
+                key=lambda b: b.package,
+            )
+        ),
+        unproven=tuple(sorted(unproven, key=lambda b: b.package)),
+        shared=tuple(
+            SharedPath(layout.relative(f.path), f.packages, f.matches)
+            for f in sorted((*check.shared, *shared_scripts), key=lambda f: f.path)
+        ),
+        artifact_bytes=sum(v.artifact_bytes for v in verdicts.values()),
     )
     return drifts, summary
+
+
+def _shared_scripts(
+    records: Sequence[Record], verdicts: Mapping[str, builds.BuildVerdict], layout: EnvLayout
+) -> tuple[list[FileProblem], list[SharedFile]]:
+    """The verdicts' problems, with a script several locked distributions install (the same
+    console script name) judged against each of them: like any shared file, it is intact when
+    it is what one of them writes."""
+    problems = [p for v in verdicts.values() for p in v.problems]
+    if layout.scripts_dir is None:
+        return problems, []
+    scripts = layout.scripts_dir + os.sep
+    owners: dict[str, dict[str, str]] = {}
+    for record in records:
+        for row in record.rows:
+            if row.path.startswith(scripts):
+                owners.setdefault(row.path, {})[record.distribution.name] = row.record_path
+    judged = {(p.package, p.path): p for p in problems if p.problem != "wrong-build"}
+    dropped: set[tuple[str, str]] = set()
+    kept: list[FileProblem] = []
+    shared: list[SharedFile] = []
+    for path, listing in owners.items():
+        if len(listing) < 2:
+            continue
+        keys = [(package, record_path) for package, record_path in sorted(listing.items())]
+        intact = [package for package, record_path in keys if (package, record_path) not in judged]
+        dropped.update(keys)
+        if intact:
+            shared.append(SharedFile(path, tuple(sorted(listing)), intact[0]))
+        else:
+            first = judged[keys[0]]
+            kept.append(replace(first, owners=tuple(sorted(listing))))
+    if not dropped:
+        return problems, []
+    remaining = [
+        p for p in problems if p.problem == "wrong-build" or (p.package, p.path) not in dropped
+    ]
+    return [*remaining, *kept], shared
+
+
+def _fetch_and_prove(
+    poetry: Poetry,
+    finder: artifacts.ArtifactFinder,
+    verdicts: Mapping[str, builds.BuildVerdict],
+    retry: Sequence[Record],
+    locked: Mapping[str, Package],
+    context: builds.BuildContext,
+    pool: Executor,
+) -> dict[str, builds.BuildVerdict]:
+    """--fetch: download the locked files the offline proof lacked, then prove those builds
+    again."""
+    from poetry_snapshot.check import builds
+    from poetry_snapshot.check.fetch import fetch_missing
+
+    if not retry:
+        return {}
+    before = finder.expect(locked[r.distribution.name] for r in retry)
+    outcome = fetch_missing(poetry, before.values(), finder.cache)
+    for path in outcome.paths:
+        finder.add(path)
+    after = finder.expect(locked[r.distribution.name] for r in retry)
+    proved = {
+        v.package: v
+        for v in pool.map(lambda r: builds.prove(r, after[r.distribution.name], context), retry)
+    }
+    failures: dict[str, list[str]] = {}
+    for name, reason in outcome.failures:
+        failures.setdefault(name, []).append(reason)
+    for name, verdict in proved.items():
+        if verdict.unverified is not None and name in failures:
+            unverified = replace(verdict.unverified, reason="; ".join(failures[name]))
+            proved[name] = replace(verdict, unverified=unverified, fetchable=False)
+    return proved
+
+
+def _unprovable(
+    locked: Mapping[str, Package], locked_records: Sequence[Record], provable: Sequence[Record]
+) -> list[UnprovenBuild]:
+    """Locked distributions whose installed RECORD cannot be compared with anything."""
+    found = {r.distribution.name: r for r in locked_records}
+    proving = {r.distribution.name for r in provable}
+    unproven = []
+    for name, package in locked.items():
+        if name in proving:
+            continue
+        record = found.get(name)
+        if record is None:
+            reason = "installed without a .dist-info (an .egg-info): no RECORD to compare"
+        elif not record.readable:
+            reason = "its RECORD cannot be read"
+        else:
+            reason = "it has no RECORD"
+        unproven.append(UnprovenBuild(name, package.pretty_version, reason))
+    return unproven
 
 
 def installed_distributions(
@@ -252,6 +444,7 @@ def _conda_owners(layout: EnvLayout) -> list[ownership.Owner]:
 
 
 _RECREATE = "poetry env remove --all && {sync}"
+_FILE_KINDS = {"missing": DriftKind.MISSING_FILE, "wrong-build": DriftKind.WRONG_BUILD}
 
 
 def _file_drifts(
@@ -263,8 +456,11 @@ def _file_drifts(
 ) -> list[Drift]:
     drifts = []
     for problem in problems:
-        kind = DriftKind.MISSING_FILE if problem.problem == "missing" else DriftKind.MODIFIED_FILE
-        if problem.package not in locked:
+        kind = _FILE_KINDS.get(problem.problem, DriftKind.MODIFIED_FILE)
+        # A file several distributions install: reinstalling all of them puts back what one
+        # of them wrote.
+        packages = problem.owners or (problem.package,)
+        if not any(package in locked for package in packages):
             # Not Poetry's to reinstall (the env creator's pip, an extraneous package), and pip
             # cannot uninstall what it cannot read: a new env is what is certain to be clean.
             fix = _RECREATE.format(sync=sync)
@@ -273,7 +469,9 @@ def _file_drifts(
             dist_info = layout.shown(dist_infos[problem.package])
             fix = f"rm -r -- {shlex.quote(dist_info)} && {sync}"
         else:
-            fix = f"poetry run python -m pip uninstall -y {problem.package} && {sync}"
+            # `poetry sync` skips what is installed at the locked version: uninstall it first.
+            names = " ".join(packages)
+            fix = f"poetry run python -m pip uninstall -y {names} && {sync}"
         drifts.append(
             Drift(kind, problem.package, problem.expected, problem.found, fix, path=problem.path)
         )

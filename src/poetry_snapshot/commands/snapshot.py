@@ -42,7 +42,17 @@ class SnapshotCommand(InstallOptionsCommand):
     ]
     options: ClassVar = [
         option("check", None, "Only verify the environment against poetry.lock; exit 1 on drift."),
-        option("deep", None, "Also hash every installed file against its RECORD."),
+        option(
+            "deep",
+            None,
+            "Also hash every installed file, and prove each build is a file poetry.lock allows.",
+        ),
+        option(
+            "fetch",
+            None,
+            "With --deep: download the locked files not in Poetry's cache (checked against the"
+            " lock).",
+        ),
         option("allow-extra", None, "Tolerate installed packages that the lock does not select."),
         option("format", None, "Output format of --check: text or json.", flag=False),
         option("allow-drift", None, "Snapshot even if the environment drifted; record the drift."),
@@ -83,7 +93,8 @@ environment, and exits with the command's exit code.
   <comment>sbatch --chdir "$(poetry snapshot)" job.sh</comment>
 
 <info>poetry snapshot --check</info> only verifies: exit 0 when the environment matches the lock,
-1 on drift, 2 on usage or configuration errors. It changes nothing and touches no network.
+1 on drift, 2 on usage or configuration errors. It changes nothing and touches no network
+(<comment>--deep --fetch</comment> downloads locked files into Poetry's cache).
 
 Put the command after <comment>--</comment> so that its options are not read as Poetry's.
 """
@@ -206,10 +217,13 @@ Put the command after <comment>--</comment> so that its options are not read as 
     def _check_request(self) -> CheckRequest:
         from poetry_snapshot.check.verdict import CheckRequest
 
+        if self.option("fetch") and not self.option("deep"):
+            raise UsageError("--fetch needs --deep.", "Add --deep, or drop --fetch.")
         return CheckRequest(
             scope=self.install_scope(),
             deep=self.option("deep"),
             allow_extra=self.option("allow-extra"),
+            fetch=self.option("fetch"),
         )
 
     def _reject_with_check(self) -> None:
