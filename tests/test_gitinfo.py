@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -327,3 +328,25 @@ def test_a_failed_diff_is_said_and_leaves_no_partial_file(
     assert info.diff_unavailable == "git diff failed: fatal: out of memory"
     assert info.warnings == ("git.diff is incomplete: git diff failed: fatal: out of memory",)
     assert not (tmp_path / "diff").exists()
+
+
+def test_a_same_second_same_size_edit_is_in_the_diff(repo: Path, tmp_path: Path) -> None:
+    # git trusts an index entry whose stat matches, unless the entry is "racily clean": its
+    # mtime is not older than the index file's own. A throwaway index given a new mtime
+    # loses that protection, and an edit made in the index's second with the size kept
+    # vanished from git.diff (seen on a slow CI machine).
+    git(repo, "config", "core.trustctime", "false")  # the edit keeps the stat git compares
+    (repo / "main.py").write_text("MAIN = 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "main")
+    then = 1_600_000_000
+    os.utime(repo / "main.py", (then, then))
+    git(repo, "update-index", "--refresh")
+    os.utime(repo / ".git" / "index", (then, then))
+    (repo / "main.py").write_text("MAIN = 2\n")
+    os.utime(repo / "main.py", (then, then))
+    (repo / "new.py").write_text("NEW = 1\n")  # an untracked file: the throwaway index is used
+    info = read_git_info(repo, tmp_path / "diff")
+    assert info is not None and info.dirty is True
+    diff = (tmp_path / "diff").read_bytes()
+    assert diff.count(b"diff --git") == 2 and b"+MAIN = 2" in diff and b"+NEW = 1" in diff

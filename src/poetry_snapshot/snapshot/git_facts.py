@@ -332,7 +332,10 @@ class _DiffWriter:
                     return self._failed(where, "git rev-parse failed")
                 copy = os.path.join(scratch, "index")
                 if os.path.exists(index):
-                    shutil.copyfile(index, copy)
+                    # copy2 keeps the index's mtime: git rehashes an entry whose stat matches
+                    # only when it is "racily clean" (mtime not older than the index file's),
+                    # so a fresh mtime would hide a same-second edit that kept the size.
+                    shutil.copy2(index, copy)
                 env["GIT_INDEX_FILE"] = copy
                 added = git.run(
                     unit.directory,
