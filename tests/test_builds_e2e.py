@@ -134,8 +134,13 @@ def test_record_rewritten_with_the_file_is_a_wrong_build(make_project: MakeProje
 
 
 def test_namespace_file_two_wheels_ship_is_shared_not_drift(
-    make_project: MakeProject, wheels: Path
+    make_project: MakeProject, wheels: Path, environ: dict[str, str]
 ) -> None:
+    # Poetry installs wheels in parallel threads that each open("wb") the shared file: their
+    # writes can interleave into bytes neither wheel holds (the longer file's tail after the
+    # shorter one; seen once in CI), which --deep rightly reports. One worker keeps the
+    # install, and so this test, deterministic.
+    environ["POETRY_INSTALLER_MAX_WORKERS"] = "1"
     extend = b"__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n"
     for name in ("nsfirst", "nssecond"):
         # pkgutil-style: each wheel's ns/__init__.py differs (here, by a comment)
@@ -179,8 +184,9 @@ def test_namespace_file_two_wheels_ship_is_shared_not_drift(
 
 
 def test_console_script_two_wheels_define_is_shared_not_drift(
-    make_project: MakeProject, wheels: Path
+    make_project: MakeProject, wheels: Path, environ: dict[str, str]
 ) -> None:
+    environ["POETRY_INSTALLER_MAX_WORKERS"] = "1"  # as above: no interleaved writes
     for name in ("toolone", "tooltwo"):
         # both define a `sametool` console script: the last one installed writes it
         build_wheel(
