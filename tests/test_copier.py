@@ -26,6 +26,9 @@ from poetry_snapshot.snapshot.copier import CopyResult
 from poetry_snapshot.snapshot.copier import LinkBase
 from poetry_snapshot.snapshot.copier import copy_selection
 
+# The copier never imports Poetry: one run, against the newest Poetry, covers it.
+pytestmark = pytest.mark.poetry_independent
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 

@@ -511,6 +511,7 @@ def test_unknown_config_key_is_named(make_project: MakeProject, base_dir: Path) 
     assert "Unknown key in [tool.poetry-snapshot]: base_dir." in result.stderr
 
 
+@pytest.mark.poetry_independent
 def test_concurrent_snapshots_are_distinct_and_complete(
     make_project: MakeProject, base_dir: Path
 ) -> None:
@@ -538,6 +539,7 @@ def test_concurrent_snapshots_are_distinct_and_complete(
         assert_complete(snap)
 
 
+@pytest.mark.poetry_independent
 def test_sigkill_never_leaves_a_partial_snapshot(make_project: MakeProject, base_dir: Path) -> None:
     project = make_project("demo", ["beta"])
     for i in range(300):

@@ -167,6 +167,7 @@ def test_a_running_snapshot_cannot_be_replaced(make_project: MakeProject, base_d
 # --- 8. crash debris is reclaimed --------------------------------------------------------------
 
 
+@pytest.mark.poetry_independent
 def test_sigkill_mid_copy_leaves_debris_that_the_next_run_reclaims(
     make_project: MakeProject, base_dir: Path
 ) -> None:
@@ -249,6 +250,7 @@ def big_git_project(make_project: MakeProject) -> Project:
     return project
 
 
+@pytest.mark.poetry_independent
 def test_a_failed_copy_leaves_nothing(big_git_project: Project, base_dir: Path) -> None:
     result = vanish_during_copy(big_git_project, base_dir, "--id", "failing")
     assert result.returncode == 2
@@ -257,6 +259,7 @@ def test_a_failed_copy_leaves_nothing(big_git_project: Project, base_dir: Path) 
     assert run_entries(base_dir) == []
 
 
+@pytest.mark.poetry_independent
 def test_a_failed_replace_leaves_the_old_snapshot_as_it_was(
     big_git_project: Project, base_dir: Path
 ) -> None:

@@ -298,6 +298,7 @@ def test_exactly_one_of_many_concurrent_reservations_wins(store: SnapshotStore) 
     assert run_entries(store) == []
 
 
+@pytest.mark.poetry_independent
 def test_concurrent_processes_reserving_one_id(store: SnapshotStore) -> None:
     # Each child keeps what it reserved until all have tried: a winner that exits early is a
     # dead run whose reservation the next one rightly reclaims.
@@ -400,6 +401,7 @@ def test_replace_of_a_new_id_just_publishes(store: SnapshotStore) -> None:
     assert tree_files(path) == ["a"]
 
 
+@pytest.mark.poetry_independent
 def test_sigterm_while_staging_cleans_up(store: SnapshotStore) -> None:
     script = textwrap.dedent(
         f"""
@@ -628,6 +630,7 @@ while True:
 """
 
 
+@pytest.mark.poetry_independent
 def test_killed_runs_never_expose_partial_snapshots(tmp_path: Path) -> None:
     source = tmp_path / "project"
     for i in range(300):
